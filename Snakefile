@@ -1,0 +1,29 @@
+# XAS Data Engine: structures -> nonequivalent sites -> FEFF10 XANES -> descriptors -> HDF5 shards -> reports.
+# Run: snakemake --cores 2   (cluster: snakemake --profile workflow/profiles/slurm)
+from snakemake.utils import min_version, validate
+
+min_version("9.20")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/structures.smk"
+include: "workflow/rules/sites.smk"
+include: "workflow/rules/descriptors.smk"
+include: "workflow/rules/feff.smk"
+include: "workflow/rules/shards.smk"
+include: "workflow/rules/reports.smk"
+
+
+rule all:
+    input:
+        "results/reports/dataset_card.md",
+    default_target: True

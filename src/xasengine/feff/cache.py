@@ -1,0 +1,73 @@
+"""Content-addressed FEFF results: key = sha256(feff.inp text + engine version)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..atomic import atomic_path, write_json
+
+
+def cache_key(inp_text: str, engine_version: str) -> str:
+    return hashlib.sha256((engine_version + "\n" + inp_text).encode()).hexdigest()
+
+
+class FeffCache:
+    """A writable folder of JSON entries plus read-only shipped HDF5 files (the project's reference dataset)."""
+
+    def __init__(self, folder: str | Path, shipped: str | Path | None = None):
+        self.folder = Path(folder)
+        self.shipped_files = sorted(Path(shipped).glob("*.h5")) if shipped and Path(shipped).is_dir() else []
+        self._shipped_index: dict[str, Path] | None = None
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.json"
+
+    def _shipped(self) -> dict[str, Path]:
+        if self._shipped_index is None:
+            self._shipped_index = {}
+            for path in self.shipped_files:
+                with h5py.File(path, "r") as fh:
+                    for key in fh["entries"]:
+                        self._shipped_index[key] = path
+        return self._shipped_index
+
+    def get(self, key: str) -> dict | None:
+        path = self._path(key)
+        if path.exists():
+            return json.loads(path.read_text())
+        shipped = self._shipped().get(key)
+        if shipped is None:
+            return None
+        with h5py.File(shipped, "r") as fh:
+            grp = fh["entries"][key]
+            entry = json.loads(grp.attrs["meta"])
+            entry["energy"] = grp["energy"][()].tolist()
+            entry["mu"] = grp["mu"][()].tolist()
+        entry["cache_source"] = f"shipped:{shipped.name}"
+        return entry
+
+    def put(self, key: str, entry: dict) -> None:
+        write_json(self._path(key), entry)
+
+    def keys(self) -> list[str]:
+        return sorted(p.stem for p in self.folder.glob("*/*.json"))
+
+
+def export_shipped(folder: str | Path, out_path: str | Path, keys: list[str] | None = None) -> int:
+    """Pack JSON cache entries into one compressed HDF5 file that the project can ship in resources/."""
+    cache = FeffCache(folder)
+    keys = keys if keys is not None else cache.keys()
+    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as fh:
+        entries = fh.create_group("entries")
+        for key in keys:
+            entry = cache.get(key)
+            grp = entries.create_group(key)
+            grp.create_dataset("energy", data=np.asarray(entry.pop("energy"), dtype="f8"), compression="gzip")
+            grp.create_dataset("mu", data=np.asarray(entry.pop("mu"), dtype="f8"), compression="gzip")
+            grp.attrs["meta"] = json.dumps(entry, sort_keys=True)
+    return len(keys)

@@ -1,0 +1,30 @@
+"""feff.inp text for one absorbing site, from pymatgen's MPXANESSet with the preset's cards."""
+
+from __future__ import annotations
+
+from pymatgen.core import Structure
+from pymatgen.io.feff.sets import MPXANESSet
+
+from ..errors import FeffRunError
+
+
+def feff_input_text(structure: Structure, site_index: int, edge: str, params: dict) -> str:
+    """Only TAGS, POTENTIALS and ATOMS: no header with dates, so equal physics gives equal text (the cache key)."""
+    tags = {
+        "S02": params["s02"],
+        "COREHOLE": params["corehole"],
+        "EXCHANGE": params["exchange"],
+        "FMS": f"{params['fms']} 0",
+        "XANES": f"{params['xanes_kmax']} .04 .1",
+        "_del": ["LDOS"] + (["SCF"] if params["scf"] is None else []),
+    }
+    if params["scf"] is not None:
+        tags["SCF"] = f"{params['scf']} 0 30 .2 1"
+    try:
+        feff_set = MPXANESSet(site_index, structure, edge=edge, radius=params["radius"], user_tag_settings=tags)
+        body = f"{feff_set.tags}\n{feff_set.potential}\n{feff_set.atoms}\n"
+    except Exception as exc:  # pymatgen raises ValueError/IndexError/... for unusable clusters
+        raise FeffRunError(f"cannot build FEFF input for site {site_index}: {type(exc).__name__}: {exc}") from exc
+    # EGRID extends the grid below the Fermi level; the default XANES grid starts only ~5 eV below it.
+    egrid = f"EGRID\ne_grid {params['egrid_start']} 0 0.5\nk_grid 0.05 {params['xanes_kmax']} 0.05\n"
+    return body + egrid + "END\n"

@@ -1,0 +1,96 @@
+"""Structure records on disk: one JSON per structure with a stable id and a content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pymatgen.core import Structure
+
+from ..atomic import write_text_if_changed
+from ..errors import StructureError
+
+
+@dataclass
+class StructureRecord:
+    id: str
+    structure: Structure
+    source: str
+    family: str
+    reference: str = ""
+
+    @property
+    def hash(self) -> str:
+        return structure_hash(self.structure)
+
+    def to_json(self) -> str:
+        doc = {
+            "id": self.id,
+            "source": self.source,
+            "family": self.family,
+            "reference": self.reference,
+            "formula": self.structure.composition.reduced_formula,
+            "n_atoms": len(self.structure),
+            "hash": self.hash,
+            "structure": self.structure.as_dict(),
+        }
+        return json.dumps(doc, sort_keys=True, indent=1) + "\n"
+
+
+def structure_hash(structure: Structure) -> str:
+    """Content hash that survives JSON round trips (coordinates rounded), so a changed structure is noticed."""
+    lattice = [f"{x:.5f}" for row in structure.lattice.matrix for x in row]
+    sites = sorted(
+        f"{site.species_string}:{','.join(f'{c % 1.0:.4f}' for c in site.frac_coords)}" for site in structure
+    )
+    return hashlib.sha256(("|".join(lattice) + "#" + "|".join(sites)).encode()).hexdigest()[:16]
+
+
+def check_processable(structure: Structure, label: str) -> None:
+    """Reject what the FEFF and descriptor stages cannot handle, with a reason a scientist can act on."""
+    if not structure.is_ordered:
+        raise StructureError(f"{label}: disordered structure (partial occupancies); order it first")
+    if len(structure) == 0:
+        raise StructureError(f"{label}: structure has no atoms")
+    if structure.lattice.volume < 1.0:
+        raise StructureError(f"{label}: degenerate lattice (volume {structure.lattice.volume:.3g} Å³)")
+    if len(structure) > 1:
+        dists = structure.distance_matrix
+        dmin = dists[~np.eye(len(structure), dtype=bool)].min()
+    else:
+        dmin = min(structure.lattice.abc)
+    if dmin < 0.5:
+        raise StructureError(f"{label}: atoms overlap (closest pair {dmin:.2f} Å)")
+
+
+def read_structure_file(path: str | Path) -> Structure:
+    path = Path(path)
+    if not path.exists():
+        raise StructureError(f"structure file not found: {path}")
+    try:
+        if path.suffix == ".json":
+            doc = json.loads(path.read_text())
+            return Structure.from_dict(doc.get("structure", doc))
+        return Structure.from_file(path)
+    except Exception as exc:  # pymatgen raises many types for unreadable files
+        raise StructureError(f"{path}: cannot parse structure file ({type(exc).__name__}: {exc})") from exc
+
+
+def write_record(record: StructureRecord, folder: str | Path) -> Path:
+    path = Path(folder) / f"{record.id}.json"
+    write_text_if_changed(path, record.to_json())
+    return path
+
+
+def load_record(path: str | Path) -> StructureRecord:
+    doc = json.loads(Path(path).read_text())
+    return StructureRecord(
+        id=doc["id"],
+        structure=Structure.from_dict(doc["structure"]),
+        source=doc["source"],
+        family=doc["family"],
+        reference=doc.get("reference", ""),
+    )

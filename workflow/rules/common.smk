@@ -1,0 +1,29 @@
+# Helpers shared by the rules; nothing here runs at parse time beyond reading the checkpoint's index.
+import csv
+import hashlib
+
+ENV = "../../envs/xasengine.yaml"
+STRUCTURE_JSON = "results/structures/json/{sid}.json"
+
+
+def structure_ids():
+    """Ids gathered by the `structures` checkpoint (re-evaluated after it runs)."""
+    index = checkpoints.structures.get().output.index
+    with open(index, newline="") as fh:
+        return [row["structure_id"] for row in csv.DictReader(fh, delimiter="\t")]
+
+
+def bucket_of(sid):
+    # same as xasengine.shards.bucket_of; repeated here so that planning imports nothing heavy
+    return int(hashlib.sha256(sid.encode()).hexdigest(), 16) % config["shards"]["n_buckets"]
+
+
+def buckets():
+    members = {}
+    for sid in structure_ids():
+        members.setdefault(bucket_of(sid), []).append(sid)
+    return members
+
+
+def shard_paths(wildcards):
+    return [f"results/shards/shard-{b:03d}.h5" for b in sorted(buckets())]
