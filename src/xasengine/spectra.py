@@ -44,19 +44,22 @@ def find_e0(energy: np.ndarray, mu: np.ndarray, smooth_ev: float = 0.0) -> float
     return float(fine[i] + np.clip(shift, -1, 1) * 0.05)
 
 
-def _line(energy, mu, lo, hi):
+def _fit(energy, mu, lo, hi, degree):
     mask = (energy >= lo) & (energy <= hi)
     if mask.sum() < 3:
         return None
-    return np.polyfit(energy[mask], mu[mask], 1)
+    return np.polyfit(energy[mask], mu[mask], degree)
 
 
 def normalize(energy: np.ndarray, mu: np.ndarray, e0: float, pre_edge, post_edge) -> tuple[np.ndarray, float]:
-    """(mu - pre-edge line) / edge step, with the step taken at E0 between the pre- and post-edge lines."""
-    pre = _line(energy, mu, e0 + pre_edge[0], e0 + pre_edge[1])
+    """(mu - pre-edge line) / edge step, the step taken at E0 between the pre-edge line and the post-edge mean.
+
+    The post-edge is a constant, not a line: simulated XANES ends ~50 eV above E0, and a line fitted
+    through so few oscillations extrapolates badly back to E0."""
+    pre = _fit(energy, mu, e0 + pre_edge[0], e0 + pre_edge[1], 1)
     if pre is None:  # too little pre-edge (short simulated range): use the first points as a flat baseline
         pre = np.array([0.0, float(np.mean(mu[: max(3, len(mu) // 20)]))])
-    post = _line(energy, mu, e0 + post_edge[0], e0 + post_edge[1])
+    post = _fit(energy, mu, e0 + post_edge[0], e0 + post_edge[1], 0)
     if post is None:
         raise SpectrumError(
             f"no post-edge data in E0{post_edge[0]:+g}..{post_edge[1]:+g} eV to set the edge step (spectrum ends "

@@ -22,9 +22,10 @@ def feff_input_text(structure: Structure, site_index: int, edge: str, params: di
         tags["SCF"] = f"{params['scf']} 0 30 .2 1"
     try:
         feff_set = MPXANESSet(site_index, structure, edge=edge, radius=params["radius"], user_tag_settings=tags)
-        body = f"{feff_set.tags}\n{feff_set.potential}\n{feff_set.atoms}\n"
+        tags_text, potentials, atoms = str(feff_set.tags), str(feff_set.potential), str(feff_set.atoms)
     except Exception as exc:  # pymatgen raises ValueError/IndexError/... for unusable clusters
         raise FeffRunError(f"cannot build FEFF input for site {site_index}: {type(exc).__name__}: {exc}") from exc
-    # EGRID extends the grid below the Fermi level; the default XANES grid starts only ~5 eV below it.
+    # EGRID extends the grid below the Fermi level (the default XANES grid starts only ~5 eV below it);
+    # it must stand before ATOMS, whose block pymatgen closes with END.
     egrid = f"EGRID\ne_grid {params['egrid_start']} 0 0.5\nk_grid 0.05 {params['xanes_kmax']} 0.05\n"
-    return body + egrid + "END\n"
+    return f"{tags_text}\n{egrid}\n{potentials}\n{atoms}\n"

@@ -64,7 +64,7 @@ def run_feff_input(inp_text: str, workdir: Path, feff_cfg: dict) -> dict:
     workdir.mkdir(parents=True)
     (workdir / "feff.inp").write_text(inp_text)
     if feff_cfg["engine"] == "feff10-rs":
-        cmd = [sys.executable, "-m", "xasengine.feff.worker", str(workdir)]
+        cmd = [sys.executable, "-m", "xasengine.feff.worker", str(workdir.resolve())]
     else:
         cmd = shlex.split(feff_cfg["executable"])
     start = time.perf_counter()

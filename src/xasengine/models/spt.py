@@ -176,8 +176,8 @@ class SPT(nn.Module):
             raise ModelError(f"grid_len must be >= 4, got {grid_len}")
         if not heads:
             raise ModelError("SPT needs at least one target head")
-        if any(n < 0 or n == 1 for n in heads.values()):
-            raise ModelError(f"head sizes must be 0 (regression) or >= 2 classes, got {heads}")
+        if any(n < 0 for n in heads.values()):
+            raise ModelError(f"head sizes must be 0 (regression) or a number of classes, got {heads}")
         if energy_scale <= 0:
             raise ModelError(f"energy_scale must be positive, got {energy_scale}")
         self.hparams = dict(grid_len=grid_len, heads=dict(heads), n_elements=n_elements, d_model=d_model,

@@ -1,0 +1,63 @@
+"""Console entry point `xasengine`: stage errors become one line on stderr and exit code 1."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import XasEngineError
+
+
+def _validate(args) -> None:
+    from .config import load_config
+
+    config = load_config(args.config)
+    print(f"{args.config}: valid (feff preset {config['feff']['preset']}, source {config['structures']['source']})")
+
+
+def _export_cache(args) -> None:
+    from .feff.cache import export_shipped
+
+    n = export_shipped(args.cache_dir, args.out)
+    print(f"packed {n} FEFF results into {args.out}")
+
+
+def _predict(args) -> None:
+    from .predict import predict_cli
+
+    predict_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xasengine", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("validate-config", help="check a config file against the schema")
+    p.add_argument("config")
+    p.set_defaults(func=_validate)
+    p = sub.add_parser("export-cache", help="pack FEFF cache entries into one shippable HDF5 file")
+    p.add_argument("--cache-dir", default="results/feff_cache")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_export_cache)
+    p = sub.add_parser("predict", help="descriptors of measured or simulated spectra from a trained SPT")
+    p.add_argument("inputs", nargs="+", help="spectrum files (XDI or two-column), folders of them, or HDF5 shards")
+    p.add_argument("--model", required=True, help="checkpoint of a trained SPT (results/models/...)")
+    p.add_argument("--element", help="absorbing element (default: from the XDI header)")
+    p.add_argument("--edge", default="K")
+    p.add_argument("--format", choices=["json", "csv"], default="json")
+    p.add_argument("--config", default=None, help="config whose `spectra` section prepared the training data")
+    p.set_defaults(func=_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except XasEngineError as exc:
+        print(f"xasengine: error [{exc.stage}]: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Predict descriptors with a trained SPT and score predictions the same way for every model family."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score
+
+from xasengine.errors import ModelError
+from xasengine.models.spt import SPT
+from xasengine.models.targets import TargetSpec, check_site_table, group_mask
+
+
+def _as_inputs(spectra, energy, elements, meta: dict, grid_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Check measured or simulated inputs against what the model was trained on, with actionable messages."""
+    spectra = np.asarray(spectra, dtype=np.float32)
+    energy = np.asarray(energy, dtype=np.float32)
+    if spectra.ndim == 1:
+        spectra, energy = spectra[None], energy.reshape(1, -1)
+    if spectra.ndim != 2 or spectra.shape[1] != grid_len:
+        raise ModelError(f"spectra must be (n, {grid_len}) on the model's energy grid, got {spectra.shape}; "
+                         "regrid them first")
+    if energy.shape != spectra.shape:
+        raise ModelError(f"energy {energy.shape} must match spectra {spectra.shape}")
+    bad = ~(np.isfinite(spectra).all(axis=1) & np.isfinite(energy).all(axis=1))
+    if bad.any():
+        raise ModelError(f"{int(bad.sum())} spectra contain NaN or infinite values (first: row {int(np.argmax(bad))})")
+    elements = np.asarray(elements).astype(str).reshape(-1)
+    if elements.shape != (spectra.shape[0],):
+        raise ModelError(f"need one absorbing element per spectrum, got {elements.shape[0]} for {spectra.shape[0]}")
+    unknown = sorted(set(elements) - set(meta["elements"]))
+    if unknown:
+        raise ModelError(f"model for group {meta['group']!r} was trained on {meta['elements']}, not {unknown}")
+    return spectra, energy, np.searchsorted(meta["elements"], elements).astype(np.int64)
+
+
+def predict_table(model: SPT, meta: dict, spectra, energy, elements,
+                  batch_size: int = 1024) -> dict[str, dict[str, np.ndarray | None]]:
+    """Descriptor predictions in physical units; 'proba' holds class probabilities (columns = meta classes)."""
+    spectra, energy, element_index = _as_inputs(spectra, energy, elements, meta, model.grid_len)
+    specs = [TargetSpec.from_dict(d) for d in meta["targets"]]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    outputs: dict[str, list[np.ndarray]] = {spec.name: [] for spec in specs}
+    with torch.inference_mode():
+        for start in range(0, len(spectra), batch_size):
+            window = slice(start, start + batch_size)
+            batch = model(torch.from_numpy(spectra[window]).to(device), torch.from_numpy(energy[window]).to(device),
+                          torch.from_numpy(element_index[window]).to(device))
+            for spec in specs:
+                output = batch[spec.name]
+                outputs[spec.name].append((torch.softmax(output, dim=1) if spec.kind == "classification"
+                                           else output).cpu().numpy())
+    model.train(was_training)
+
+    predictions = {}
+    for spec in specs:
+        n_columns = (len(spec.classes),) if spec.kind == "classification" else ()
+        stacked = np.concatenate(outputs[spec.name]) if outputs[spec.name] else np.empty((0, *n_columns))
+        if spec.kind == "classification":
+            predictions[spec.name] = {"pred": spec.decode(stacked.argmax(axis=1)), "proba": stacked}
+        else:
+            predictions[spec.name] = {"pred": spec.decode(stacked), "proba": None}
+    return predictions
+
+
+def metrics(y_true, y_pred, kind: str) -> dict:
+    """Weighted F1 + accuracy (classification) or R² + MAE (regression) over sites with a finite truth.
+
+    Undefined scores (no labelled site; R² of a single site) are None so the result stays valid JSON.
+    """
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    labelled = np.isfinite(y_true)
+    y_true, y_pred = y_true[labelled], y_pred[labelled]
+    n = int(labelled.sum())
+    if kind == "classification":
+        if n == 0:
+            return {"f1_weighted": None, "accuracy": None, "n": 0}
+        return {"f1_weighted": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
+                "accuracy": float(accuracy_score(y_true, y_pred)), "n": n}
+    if kind == "regression":
+        if n == 0:
+            return {"r2": None, "mae": None, "n": 0}
+        return {"r2": float(r2_score(y_true, y_pred)) if n >= 2 else None,
+                "mae": float(mean_absolute_error(y_true, y_pred)), "n": n}
+    raise ModelError(f"metric kind must be 'classification' or 'regression', got {kind!r}")
+
+
+def evaluate_model(model: SPT, meta: dict, table: dict, split: str = "test") -> dict:
+    """Scores per descriptor on one split of the model's site group, as a JSON-serialisable dict.
+
+    Sites whose true class never occurred in training are kept (they count as errors) and also counted
+    under 'n_unseen_class', so a low score can be traced to missing training coverage.
+    """
+    check_site_table(table)
+    rows = group_mask(table["element"], meta["group"]) & (np.asarray(table["split"]).astype(str) == split)
+    predictions = predict_table(model, meta, np.asarray(table["spectrum"])[rows], np.asarray(table["energy"])[rows],
+                                np.asarray(table["element"])[rows])
+    scores = {}
+    for target in meta["targets"]:
+        spec = TargetSpec.from_dict(target)
+        truth = np.asarray(table["descriptors"][spec.name], dtype=np.float64)[rows]
+        scores[spec.name] = {"kind": spec.kind, **metrics(truth, predictions[spec.name]["pred"], spec.kind)}
+        if spec.kind == "classification":
+            scores[spec.name]["n_unseen_class"] = spec.unseen_count(truth)
+    return {"group": meta["group"], "split": split, "n_sites": int(rows.sum()),
+            "dataset_hash": meta.get("dataset_hash"), "descriptors": scores}

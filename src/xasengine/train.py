@@ -1,0 +1,283 @@
+"""Train an SPT model for one site group on a site table, with early stopping, and save a checkpoint.
+
+One model per group ('O' / 'nonO'), as in the paper. Joint mode (targets=None) learns all descriptors of the
+group with a summed, per-task masked loss; expert mode passes one descriptor. Everything needed to use the
+model later (hyper-parameters, target encodings, element map, energy grid, cfg, dataset hash) goes into the
+checkpoint, so a checkpoint alone reproduces predictions.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from xasengine.errors import ModelError
+from xasengine.models.spt import SPT
+from xasengine.models.targets import (GROUP_TARGETS, IGNORE_INDEX, TargetSpec, build_target_specs,
+                                      check_site_table, group_mask)
+
+CHECKPOINT_FORMAT = "xasengine-spt/1"
+DEFAULT_CFG = {
+    "d_model": 16,
+    "n_blocks": 2,
+    "top_k": 3,
+    "kernel_sizes": (1, 3),
+    "window": 5,
+    "dropout": 0.1,
+    "lr": 2e-3,
+    "weight_decay": 1e-2,
+    "batch_size": 64,
+    "max_epochs": 40,
+    "patience": 8,
+    "seed": 0,
+    "noise_std": 0.0,
+    "shift_ev": 0.0,
+}
+MODEL_KEYS = ("d_model", "n_blocks", "top_k", "kernel_sizes", "window", "dropout")
+PROVENANCE_KEYS = ("dataset_hash",)
+
+
+def resolve_cfg(cfg: dict | None) -> dict:
+    """Defaults overlaid with cfg; an unknown key is refused, since a typo would otherwise train silently."""
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - set(DEFAULT_CFG) - set(PROVENANCE_KEYS))
+    if unknown:
+        raise ModelError(f"unknown SPT cfg keys {unknown}; known: {sorted(DEFAULT_CFG)} + {list(PROVENANCE_KEYS)}")
+    resolved = {**DEFAULT_CFG, **cfg}
+    resolved["kernel_sizes"] = tuple(int(k) for k in resolved["kernel_sizes"])
+    return resolved
+
+
+def model_hparams(cfg: dict) -> dict:
+    """The architecture part of a cfg, as SPT keyword arguments."""
+    return {key: cfg[key] for key in MODEL_KEYS}
+
+
+def masked_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
+                specs: list[TargetSpec]) -> tuple[torch.Tensor, dict[str, float]]:
+    """Sum over tasks of the task's mean loss over labelled sites: CE for classes, MSE for standardised values.
+
+    Classification targets use IGNORE_INDEX and regression targets NaN for 'no label'; those sites add
+    nothing to the loss or its gradient. A task with no label in the batch contributes zero.
+    """
+    total = torch.zeros((), device=next(iter(outputs.values())).device)
+    per_task = {}
+    for spec in specs:
+        output, target = outputs[spec.name], targets[spec.name]
+        if spec.kind == "classification":
+            labelled = target != IGNORE_INDEX
+            task_sum = F.cross_entropy(output, target, ignore_index=IGNORE_INDEX, reduction="sum")
+        else:
+            labelled = torch.isfinite(target)
+            # NaN must be replaced, not only masked: 0 * NaN in the backward pass would poison the gradient.
+            squared_error = (output - torch.nan_to_num(target)) ** 2
+            task_sum = torch.where(labelled, squared_error, torch.zeros_like(squared_error)).sum()
+        task_loss = task_sum / labelled.sum().clamp(min=1)
+        per_task[spec.name] = float(task_loss.detach())
+        total = total + task_loss
+    return total, per_task
+
+
+def interpolate_rows(query: torch.Tensor, grid: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Row-wise linear interpolation of values(grid) at query points, held constant beyond the grid ends."""
+    upper = torch.searchsorted(grid, query.contiguous()).clamp(1, grid.shape[1] - 1)
+    lower = upper - 1
+    grid_lo, grid_hi = grid.gather(1, lower), grid.gather(1, upper)
+    fraction = ((query - grid_lo) / (grid_hi - grid_lo)).clamp(0.0, 1.0)
+    return torch.lerp(values.gather(1, lower), values.gather(1, upper), fraction)
+
+
+def augment(spectrum: torch.Tensor, energy: torch.Tensor, noise_std: float, shift_ev: float) -> torch.Tensor:
+    """Imitate measurement artefacts the model should ignore: an E0 calibration offset and detector noise."""
+    if shift_ev > 0:
+        shift = (torch.rand(spectrum.shape[0], 1, device=spectrum.device) * 2 - 1) * shift_ev
+        spectrum = interpolate_rows(energy - shift, energy, spectrum)
+    if noise_std > 0:
+        spectrum = spectrum + noise_std * torch.randn_like(spectrum)
+    return spectrum
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """Write via a temporary file in the same directory, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class _GroupData:
+    """One group's sites as tensors: inputs, encoded targets, and split indices."""
+
+    def __init__(self, table: dict, group: str, specs_from: tuple[str, ...]):
+        rows = group_mask(table["element"], group)
+        split = np.asarray(table["split"]).astype(str)[rows]
+        self.split_index = {name: np.flatnonzero(split == name) for name in ("train", "val", "test")}
+        for name in ("train", "val"):
+            if self.split_index[name].size == 0:
+                raise ModelError(f"group {group!r} has no {name!r} sites; training needs both train and val")
+        spectrum = np.asarray(table["spectrum"], dtype=np.float32)[rows]
+        energy = np.asarray(table["energy"], dtype=np.float32)[rows]
+        if not (np.isfinite(spectrum).all() and np.isfinite(energy).all()):
+            raise ModelError(f"group {group!r} has NaN or infinite spectrum/energy values; filter failed sites first")
+        descriptors = {name: np.asarray(values, dtype=np.float64)[rows]
+                       for name, values in table["descriptors"].items()}
+        elements = np.asarray(table["element"]).astype(str)[rows]
+        train = self.split_index["train"]
+        self.specs = build_target_specs(descriptors, train, specs_from)
+        self.elements = sorted(set(elements[train]))
+        unknown = sorted(set(elements) - set(self.elements))
+        if unknown:
+            raise ModelError(f"elements {unknown} occur in val/test but not in training for group {group!r}")
+        self.spectrum = torch.from_numpy(spectrum)
+        self.energy = torch.from_numpy(energy)
+        self.element = torch.from_numpy(np.searchsorted(self.elements, elements).astype(np.int64))
+        self.targets = {spec.name: torch.from_numpy(spec.encode(descriptors[spec.name])) for spec in self.specs}
+        self.unseen = {spec.name: {split_name: spec.unseen_count(descriptors[spec.name][index])
+                                   for split_name, index in self.split_index.items()} for spec in self.specs}
+        self.energy_grid = energy[train[0]]
+        self.energy_center = float(energy[train].mean())
+        self.energy_scale = float(energy[train].std()) or 1.0
+
+    def batch(self, index: torch.Tensor, device: str):
+        targets = {name: values[index].to(device) for name, values in self.targets.items()}
+        return self.spectrum[index].to(device), self.energy[index].to(device), self.element[index].to(device), targets
+
+
+def _evaluate_loss(model: SPT, data: _GroupData, index: np.ndarray, batch_size: int, device: str) -> float:
+    """Masked loss over a whole split at once, so each task is averaged over all its labelled sites."""
+    model.eval()
+    index = torch.from_numpy(index)
+    outputs: dict[str, list[torch.Tensor]] = {spec.name: [] for spec in data.specs}
+    with torch.inference_mode():
+        for chunk in index.split(batch_size):
+            spectrum, energy, element, _ = data.batch(chunk, device)
+            for name, output in model(spectrum, energy, element).items():
+                outputs[name].append(output)
+        targets = {name: values[index].to(device) for name, values in data.targets.items()}
+        loss, _ = masked_loss({name: torch.cat(parts) for name, parts in outputs.items()}, targets, data.specs)
+    return float(loss)
+
+
+def train_spt(table: dict, group: str, out_path: str | os.PathLike, cfg: dict | None = None,
+              targets: list[str] | None = None, device: str = "cpu") -> dict:
+    """Train one SPT for a site group (joint: all its descriptors; expert: targets=[name]) and save it.
+
+    Returns a JSON-serialisable summary: split sizes, loss history, best epoch, labels unseen in training.
+    """
+    cfg = resolve_cfg(cfg)
+    check_site_table(table)
+    if group not in GROUP_TARGETS:
+        raise ModelError(f"unknown site group {group!r}; expected one of {sorted(GROUP_TARGETS)}")
+    names = tuple(targets) if targets else GROUP_TARGETS[group]
+    foreign = sorted(set(names) - set(GROUP_TARGETS[group]))
+    if foreign:
+        raise ModelError(f"descriptors {foreign} are not defined for group {group!r} ({GROUP_TARGETS[group]})")
+
+    data = _GroupData(table, group, names)
+    seed_everything(cfg["seed"])
+    model = SPT(data.spectrum.shape[1], {spec.name: spec.n_outputs for spec in data.specs},
+                n_elements=len(data.elements) if group == "nonO" else 0, energy_center=data.energy_center,
+                energy_scale=data.energy_scale, **model_hparams(cfg)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg["max_epochs"])
+    shuffler = torch.Generator().manual_seed(cfg["seed"])
+    train_index = torch.from_numpy(data.split_index["train"])
+
+    history, best_val, best_epoch, best_state = [], float("inf"), 0, None
+    started = time.perf_counter()
+    progress = tqdm(range(1, cfg["max_epochs"] + 1), desc=f"SPT {group}", unit="epoch",
+                    disable=not sys.stderr.isatty())
+    for epoch in progress:
+        model.train()
+        batch_losses = []
+        for chunk in train_index[torch.randperm(len(train_index), generator=shuffler)].split(cfg["batch_size"]):
+            spectrum, energy, element, batch_targets = data.batch(chunk, device)
+            spectrum = augment(spectrum, energy, cfg["noise_std"], cfg["shift_ev"])
+            loss, _ = masked_loss(model(spectrum, energy, element), batch_targets, data.specs)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+            optimizer.step()
+            batch_losses.append(float(loss))
+        val_loss = _evaluate_loss(model, data, data.split_index["val"], 1024, device)
+        history.append({"epoch": epoch, "train_loss": float(np.mean(batch_losses)), "val_loss": val_loss,
+                        "lr": optimizer.param_groups[0]["lr"]})
+        scheduler.step()
+        progress.set_postfix(train=f"{history[-1]['train_loss']:.3f}", val=f"{val_loss:.3f}")
+        if val_loss < best_val:
+            best_val, best_epoch, best_state = val_loss, epoch, copy.deepcopy(model.state_dict())
+        elif epoch - best_epoch >= cfg["patience"]:
+            break
+    progress.close()
+    model.load_state_dict(best_state)
+
+    summary = {
+        "group": group,
+        "targets": [spec.name for spec in data.specs],
+        "out_path": str(out_path),
+        "n_sites": {name: int(index.size) for name, index in data.split_index.items()},
+        "elements": data.elements,
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+        "epochs_run": len(history),
+        "best_epoch": best_epoch,
+        "best_val_loss": best_val,
+        "train_seconds": round(time.perf_counter() - started, 2),
+        "unseen_labels": data.unseen,
+        "history": history,
+        "dataset_hash": cfg.get("dataset_hash"),
+    }
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT,
+        "hparams": model.hparams,
+        "state_dict": model.state_dict(),
+        "targets": [spec.to_dict() for spec in data.specs],
+        "elements": data.elements,
+        "energy_grid": data.energy_grid.tolist(),
+        "group": group,
+        "cfg": {**cfg, "kernel_sizes": list(cfg["kernel_sizes"])},
+        "dataset_hash": cfg.get("dataset_hash"),
+        "training": {key: summary[key] for key in ("n_sites", "epochs_run", "best_epoch", "best_val_loss",
+                                                   "train_seconds", "unseen_labels")},
+    }
+    write_atomically(out_path, lambda tmp: torch.save(checkpoint, tmp))
+    return summary
+
+
+def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[SPT, dict]:
+    """Rebuild a trained SPT (eval mode) and its metadata: everything in the checkpoint but the weights."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"no SPT checkpoint at {path}")
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:
+        raise ModelError(f"cannot read SPT checkpoint {path}: {error}") from error
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ModelError(f"{path} is not an SPT checkpoint of format {CHECKPOINT_FORMAT}")
+    model = SPT(**checkpoint["hparams"]).to(device)
+    model.load_state_dict(checkpoint["state_dict"])
+    meta = {key: value for key, value in checkpoint.items() if key != "state_dict"}
+    return model.eval(), meta

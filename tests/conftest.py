@@ -1,0 +1,78 @@
+"""Shared fixtures: run the real Snakemake workflow on a temporary copy of the repository's workflow."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+JOB_LINE = re.compile(r"^\s*(?:local)?rule (\w+):\s*$", re.M)
+
+
+class WorkflowCopy:
+    """A scratch copy of Snakefile + workflow/ + config.yaml with its own results/."""
+
+    def __init__(self, root: Path, config: dict):
+        self.root = root
+        for name in ("Snakefile", "config.yaml"):
+            shutil.copy(REPO / name, root / name)
+        shutil.copytree(REPO / "workflow", root / "workflow")
+        shutil.copytree(REPO / "envs", root / "envs")
+        self.config_path = root / "test-config.yaml"
+        self.set_config(config)
+
+    def set_config(self, config: dict) -> None:
+        self.config = config
+        self.config_path.write_text(yaml.safe_dump(config))
+
+    def snakemake(self, *args: str, check: bool = True, timeout: float = 1200) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(self.config_path),
+               "--rerun-incomplete", *args]
+        proc = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+        return proc
+
+    def executed(self, proc: subprocess.CompletedProcess) -> Counter:
+        """Jobs Snakemake started, by rule (it prints 'rule NAME:' once per job)."""
+        return Counter(JOB_LINE.findall(proc.stdout + proc.stderr))
+
+    def planned(self, *args: str) -> Counter:
+        """Jobs a dry run plans, from its 'Job stats' table."""
+        proc = self.snakemake("-n", *args)
+        text = proc.stdout + proc.stderr
+        if "Nothing to be done" in text:
+            return Counter()
+        stats = text.split("Job stats:", 1)[1]
+        counts = Counter()
+        for line in stats.splitlines()[3:]:
+            parts = line.split()
+            if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
+                if parts and parts[0] == "total":
+                    break
+                continue
+            counts[parts[0]] = int(parts[1])
+        return counts
+
+
+def tiny_config(**overrides) -> dict:
+    config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    for key, value in overrides.items():
+        config.setdefault(key, {}).update(value)
+    return config
+
+
+@pytest.fixture(scope="module")
+def tiny_workflow(tmp_path_factory):
+    """The tiny CI workflow, run once per test module (real FEFF10, `ci` preset)."""
+    wf = WorkflowCopy(tmp_path_factory.mktemp("wf"), tiny_config())
+    wf.first_run = wf.snakemake()
+    return wf

@@ -1,0 +1,68 @@
+"""Real FEFF10 (feff10-rs) on rock-salt CoO with the `ci` preset: inputs, cache, timeout."""
+
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from xasengine.config import validate_config
+from xasengine.errors import ConfigError
+from xasengine.feff.cache import FeffCache, cache_key, export_shipped
+from xasengine.feff.inputs import feff_input_text
+from xasengine.feff.presets import resolve_preset
+from xasengine.feff.runner import run_structure
+from xasengine.sites import site_manifest
+from xasengine.structures.io import StructureRecord
+
+
+@pytest.fixture(scope="module")
+def coo():
+    s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.26), ["Co", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return StructureRecord("lib-coo-test", s.get_primitive_structure(), "library", "prototype")
+
+
+def _feff_cfg(tmp_path, **extra):
+    cfg = validate_config({"feff": {"preset": "ci", "shipped_cache": None, "cache_dir": str(tmp_path / "cache")}})
+    cfg["feff"].update(extra)
+    return cfg["feff"]
+
+
+def test_input_is_deterministic_and_follows_the_preset(coo):
+    params = resolve_preset("default")
+    a = feff_input_text(coo.structure, 0, "K", params)
+    assert a == feff_input_text(coo.structure, 0, "K", params)
+    assert "SCF 3.0" in a and "FMS 4.0" in a and "LDOS" not in a and "EGRID" in a
+    assert a.index("EGRID") < a.index("ATOMS")
+    ci = feff_input_text(coo.structure, 0, "K", resolve_preset("ci"))
+    assert "SCF" not in ci
+    assert cache_key(a, "v1") != cache_key(ci, "v1") != cache_key(ci, "v2")
+    with pytest.raises(ConfigError, match="unknown field"):
+        resolve_preset("ci", {"fmss": 3})
+
+
+def test_real_feff_run_then_cache_hit(coo, tmp_path):
+    manifest = site_manifest(coo, ["Co", "O"], "K", 0.01)
+    assert [s["multiplicity"] for s in manifest["sites"]] == [1, 1]
+    cfg = _feff_cfg(tmp_path)
+    first = run_structure(coo, manifest, cfg, tmp_path / "work")
+    assert [s["status"] for s in first["sites"]] == ["ok", "ok"]
+    assert not any(s["cached"] for s in first["sites"])
+    co = first["sites"][0]
+    energy, mu = np.array(co["energy"]), np.array(co["mu"])
+    assert 7650 < energy[np.argmax(np.gradient(mu, energy))] < 7760  # Co K edge ~7709 eV
+    assert co["stage_seconds"]["FMS"] > 0
+    second = run_structure(coo, manifest, cfg, tmp_path / "work")
+    assert all(s["cached"] for s in second["sites"])
+    assert second["sites"][0]["mu"] == co["mu"]
+    # packed into a shipped HDF5 cache, a fresh folder still finds the results
+    n = export_shipped(cfg["cache_dir"], tmp_path / "shipped" / "feff.h5")
+    assert n == 2
+    shipped = FeffCache(tmp_path / "empty", tmp_path / "shipped").get(co["feff_hash"])
+    assert shipped["mu"] == co["mu"]
+
+
+def test_timeout_is_recorded_not_raised(coo, tmp_path):
+    manifest = site_manifest(coo, ["Co"], "K", 0.01)
+    result = run_structure(coo, manifest, _feff_cfg(tmp_path, timeout_s=0.3), tmp_path / "work")
+    (site,) = result["sites"]
+    assert site["status"] == "failed" and "timeout" in site["message"]
+    assert (tmp_path / "work" / "lib-coo-test" / "site0000" / "feff.inp").exists()  # kept for debugging

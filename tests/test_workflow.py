@@ -1,0 +1,167 @@
+"""The whole DAG on the tiny config with real FEFF10: outputs, increments, failures, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import DATA, WorkflowCopy, tiny_config
+from xasengine.shards import SCHEMA_VERSION, read_shards
+from xasengine.structures.collect import read_tsv
+from xasengine.structures.library import TINY_IDS
+
+pytestmark = pytest.mark.workflow
+
+
+def _feff_docs(wf):
+    return {p.stem: json.loads(p.read_text()) for p in (wf.root / "results" / "feff").glob("*.json")}
+
+
+def test_full_run_produces_shards_card_and_real_spectra(tiny_workflow):
+    wf = tiny_workflow
+    jobs = wf.executed(wf.first_run)
+    assert jobs["feff"] == len(TINY_IDS)
+    assert jobs["structures"] == 1 and jobs["dataset_card"] == 1
+    shards = sorted((wf.root / "results" / "shards").glob("shard-*.h5"))
+    assert shards and jobs["shard"] == len(shards)
+    for path in shards:
+        with h5py.File(path) as fh:
+            assert fh.attrs["schema_version"] == SCHEMA_VERSION
+            assert "feff10-rs" in fh.attrs["feff_engines"]
+    table = read_shards(shards)
+    assert set(table["structure_id"]) == set(TINY_IDS)
+    assert (table["status"] == "ok").all(), table["message"][table["status"] != "ok"]
+    assert np.isfinite(table["spectrum"]).all()
+    # normalised: ~0 well below the edge, ~1 well above it
+    assert np.all(np.abs(table["spectrum"][:, 0]) < 0.3)
+    assert np.all(np.abs(table["spectrum"][:, -30:].mean(axis=1) - 1) < 0.5)
+    # every site got the descriptors that apply to it
+    non_o = table["element"] != "O"
+    assert np.isfinite(table["descriptors"]["OCN"][non_o]).all()
+    assert np.isnan(table["descriptors"]["NNOSM"][non_o]).all()
+    assert np.isfinite(table["descriptors"]["NNOSM"][~non_o]).all()
+    card = (wf.root / "results" / "reports" / "dataset_card.md").read_text()
+    assert f"{len(TINY_IDS)} structures" in card and "Co-K" in card
+    feff = _feff_docs(wf)
+    for doc in feff.values():
+        for site in doc["sites"]:
+            assert site["feff_input"].startswith("CONTROL") and len(site["feff_hash"]) == 64
+            assert site["feff_seconds"] > 0 and site["stage_seconds"]
+
+
+def test_rerun_with_nothing_changed_plans_nothing(tiny_workflow):
+    assert tiny_workflow.planned() == {}
+
+
+def test_adding_one_structure_recomputes_only_its_work(tiny_workflow):
+    wf = tiny_workflow
+    shards_before = {p.name: p.stat().st_mtime_ns for p in (wf.root / "results" / "shards").glob("*.h5")}
+    feff_before = {p.name: p.stat().st_mtime_ns for p in (wf.root / "results" / "feff").glob("*.json")}
+    wf.set_config(tiny_config(structures={"extra_files": [str(DATA / "NiO_strained.cif")]}))
+    proc = wf.snakemake()
+    jobs = wf.executed(proc)
+    assert jobs == {"structures": 1, "sites": 1, "descriptors": 1, "feff": 1, "shard": 1, "dataset_card": 1}
+    new = json.loads((wf.root / "results" / "feff" / "lib-extra-NiO_strained.json").read_text())
+    assert [s["cached"] for s in new["sites"]] == [False, False]
+    feff_after = {p.name: p.stat().st_mtime_ns for p in (wf.root / "results" / "feff").glob("*.json")}
+    assert {k: v for k, v in feff_after.items() if k in feff_before} == feff_before
+    shards_after = {p.name: p.stat().st_mtime_ns for p in (wf.root / "results" / "shards").glob("*.h5")}
+    changed = {k for k in shards_after if shards_before.get(k) != shards_after[k]}
+    assert len(changed) == 1
+    assert wf.planned() == {}
+
+
+def test_changing_a_feff_parameter_reruns_feff(tiny_workflow):
+    wf = tiny_workflow
+    config = dict(wf.config)
+    wf.set_config(config | {"feff": config["feff"] | {"overrides": {"fms": 3.5}}})
+    try:
+        planned = wf.planned()
+        n_structures = len(read_tsv(wf.root / "results" / "structures" / "index.tsv"))
+        assert planned["feff"] == n_structures
+        assert "structures" not in planned and "sites" not in planned and "descriptors" not in planned
+    finally:
+        wf.set_config(config)
+    assert wf.planned() == {}
+
+
+def _failure_rows(wf):
+    return read_tsv(wf.root / "results" / "reports" / "failures.tsv")
+
+
+@pytest.mark.parametrize(
+    "executable, timeout, expected",
+    [
+        ("false", 60, "exited with code 1"),
+        ("true", 60, "without writing xmu.dat"),
+        ("sleep 30", 2, "timeout"),
+    ],
+)
+def test_feff_failures_are_recorded_and_the_run_goes_on(tmp_path, executable, timeout, expected):
+    config = tiny_config(
+        structures={"library_ids": ["lib-coo-rocksalt"]},
+        feff={"engine": "external", "executable": executable, "timeout_s": timeout},
+    )
+    wf = WorkflowCopy(tmp_path, config)
+    wf.snakemake()
+    rows = _failure_rows(wf)
+    assert rows and all(r["stage"] == "feff" and expected in r["message"] for r in rows)
+    assert {r["structure_id"] for r in rows} == {"lib-coo-rocksalt"}
+    card = (wf.root / "results" / "reports" / "dataset_card.md").read_text()
+    assert expected in card
+
+
+def test_unprocessable_structures_are_recorded(tmp_path):
+    config = tiny_config(
+        structures={"library_ids": ["lib-coo-rocksalt"],
+                    "extra_files": [str(DATA / "disordered_CoNiO.cif"), str(DATA / "garbage.cif")]},
+        feff={"preset": "ci"},
+    )
+    wf = WorkflowCopy(tmp_path, config)
+    wf.snakemake()
+    rows = {r["structure_id"]: r for r in _failure_rows(wf)}
+    assert "disordered" in rows["lib-extra-disordered_CoNiO"]["message"]
+    assert "cannot parse" in rows["lib-extra-garbage"]["message"]
+    assert all(r["stage"] == "structures" for r in rows.values())
+    table = read_shards(sorted((wf.root / "results" / "shards").glob("*.h5")))
+    assert set(table["structure_id"]) == {"lib-coo-rocksalt"} and (table["status"] == "ok").all()
+
+
+def test_killed_run_resumes_without_repeating_feff(tmp_path):
+    config = tiny_config(structures={"library_ids": ["lib-co3o4-spinel", "lib-coo-rocksalt"]})
+    wf = WorkflowCopy(tmp_path, config)
+    cache = wf.root / "results" / "feff_cache"
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(wf.config_path)]
+    proc = subprocess.Popen(cmd, cwd=wf.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and len(list(cache.glob("*/*.json"))) < 1:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = {p.stem for p in cache.glob("*/*.json")}
+    finished_jobs = {p.stem for p in (wf.root / "results" / "feff").glob("*.json")}
+    assert done_before, "no FEFF result finished before the kill"
+    wf.snakemake("--unlock")
+    wf.snakemake()
+    docs = _feff_docs(wf)
+    rows = [s for doc in docs.values() for s in doc["sites"]]
+    assert all(s["status"] == "ok" for s in rows)
+    resumed = [s for sid, doc in docs.items() if sid not in finished_jobs for s in doc["sites"]]
+    assert any(s["cached"] for s in resumed), "the kill did not interrupt a FEFF job midway"
+    for s in resumed:
+        if s["feff_hash"] in done_before:
+            assert s["cached"], "a FEFF result finished before the kill was computed again"
+    assert len({p.stem for p in cache.glob("*/*.json")}) == len({s["feff_hash"] for s in rows})
+    for path in (wf.root / "results" / "shards").glob("*.h5"):
+        with h5py.File(path) as fh:
+            assert fh.attrs["schema_version"] == SCHEMA_VERSION
+    assert not list((wf.root / "results").rglob("*.tmp"))
