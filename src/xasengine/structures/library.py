@@ -94,7 +94,7 @@ def _build_prototype(record: dict) -> Structure:
     number = SpacegroupAnalyzer(structure, symprec=_BUILD_SYMPREC).get_space_group_number()
     if number != record["spacegroup"]["number"]:
         raise StructureError(f"prototype {record['id']}: built space group {number}, expected {record['spacegroup']['number']}")
-    if structure.composition.reduced_formula != Composition(record["formula"]).reduced_formula:
+    if not structure.composition.fractional_composition.almost_equals(Composition(record["formula"]).fractional_composition):
         raise StructureError(f"prototype {record['id']}: built {structure.composition.reduced_formula}, expected {record['formula']}")
     return structure
 
@@ -293,3 +293,355 @@ def _specs() -> tuple[_OrderingSpec, ...]:
             )
         )
     return tuple(specs)
+
+
+# --------------------------------------------------------------------------- enumeration
+
+
+def _site_key(site) -> tuple:
+    """Sort key that fixes site order by geometry, independent of how pymatgen built the cell."""
+    frac = np.round(np.mod(site.frac_coords, 1.0), 6) % 1.0
+    return (site.specie.symbol, *frac.tolist())
+
+
+def _o_coordination(structure: Structure) -> np.ndarray:
+    """Number of O neighbours of every site within the coordination cutoff."""
+    centers, points, _, _ = structure.get_neighbor_list(_COORDINATION_CUTOFF)
+    is_oxygen = np.array([site.specie.symbol == "O" for site in structure])
+    coordination = np.zeros(len(structure), dtype=int)
+    np.add.at(coordination, centers[is_oxygen[points]], 1)
+    return coordination
+
+
+def _select(structure: Structure, coordination: np.ndarray, element: str, cn: int | None) -> np.ndarray:
+    return np.array(
+        [i for i, site in enumerate(structure) if site.specie.symbol == element and (cn is None or coordination[i] == cn)],
+        dtype=int,
+    )
+
+
+@dataclass(frozen=True)
+class _Template:
+    """A supercell ready for decoration, with everything that does not depend on the ordering."""
+
+    structure: Structure = field(hash=False)
+    sites: np.ndarray = field(hash=False)  # indices of the decorated sublattice
+    perms: np.ndarray = field(hash=False)  # (n_ops, n_sites): sublattice images under the supercell space group
+    ewald: np.ndarray = field(hash=False)  # Ewald energy matrix for unit charges on all sites
+    bonds: np.ndarray = field(hash=False)  # (n_bonds, 2): directed first-shell pairs within the sublattice
+    charge_keys: tuple[str, ...] = field(hash=False)  # "element:CN" of every site
+
+
+def _sublattice_permutations(structure: Structure, sites: np.ndarray) -> np.ndarray:
+    ops = SpacegroupAnalyzer(structure, symprec=_BUILD_SYMPREC).get_symmetry_operations()
+    frac = structure.frac_coords[sites]
+    perms = []
+    for op in ops:
+        delta = op.operate_multi(frac)[:, None, :] - frac[None, :, :]
+        delta -= np.round(delta)
+        dist = np.linalg.norm(delta @ structure.lattice.matrix, axis=-1)
+        perm = dist.argmin(axis=1)
+        if dist[np.arange(len(sites)), perm].max() > 1e-2 or len(set(perm.tolist())) != len(sites):
+            raise StructureError("symmetry operation does not map the sublattice onto itself")
+        perms.append(perm)
+    return np.unique(np.array(perms), axis=0)
+
+
+def _first_shell_bonds(structure: Structure, sites: np.ndarray) -> np.ndarray:
+    sublattice = Structure.from_sites([structure[int(i)] for i in sites])
+    centers, points, _, distances = sublattice.get_neighbor_list(8.0)
+    shell = distances < distances.min() * 1.05
+    return np.stack([centers[shell], points[shell]], axis=1)
+
+
+@lru_cache(maxsize=None)
+def _template(text: str, parent: str, supercell: _Supercell, sublattice: tuple[str, int | None], prefill: tuple) -> _Template:
+    prototype = _prototypes_from_text(text)[parent]
+    base = prototype.conventional if supercell.base == "conventional" else prototype.primitive
+    structure = SupercellTransformation(supercell.matrix).apply_transformation(base)
+    for (element, cn), new in prefill:
+        targets = _select(structure, _o_coordination(structure), element, cn)
+        structure = ReplaceSiteSpeciesTransformation({int(i): new for i in targets}).apply_transformation(structure)
+    structure = Structure.from_sites(sorted(structure, key=_site_key))
+    coordination = _o_coordination(structure)
+    sites = _select(structure, coordination, *sublattice)
+    unit = structure.copy()
+    unit.add_oxidation_state_by_site([1.0] * len(unit))
+    return _Template(
+        structure=structure,
+        sites=sites,
+        perms=_sublattice_permutations(structure, sites),
+        ewald=EwaldSummation(unit).total_energy_matrix,
+        bonds=_first_shell_bonds(structure, sites),
+        charge_keys=tuple(f"{site.specie.symbol}:{cn}" for site, cn in zip(structure, coordination)),
+    )
+
+
+def _multinomial(counts: Sequence[int]) -> int:
+    return math.factorial(sum(counts)) // math.prod(math.factorial(c) for c in counts)
+
+
+def _exhaustive(counts: Sequence[int]) -> np.ndarray:
+    """Every arrangement of the labels 0..k-1 with the given counts on n sites."""
+    n = sum(counts)
+    rows: list[np.ndarray] = []
+
+    def fill(row: np.ndarray, free: list[int], label: int) -> None:
+        if label == len(counts) - 1:
+            row[free] = label
+            rows.append(row)
+            return
+        for chosen in itertools.combinations(free, counts[label]):
+            child = row.copy()
+            child[list(chosen)] = label
+            fill(child, [i for i in free if i not in chosen], label + 1)
+
+    fill(np.zeros(n, dtype=np.int64), list(range(n)), 0)
+    return np.array(rows)
+
+
+def _sampled(counts: Sequence[int], seed: str) -> np.ndarray:
+    """Pseudo-random arrangements from a hash-based shuffle, identical on every machine and NumPy version."""
+    base = np.repeat(np.arange(len(counts)), counts)
+    rows = []
+    for sample in range(_N_SAMPLES):
+        keys = [hashlib.blake2b(f"{seed}/{sample}/{j}".encode(), digest_size=8).digest() for j in range(len(base))]
+        rows.append(base[np.array(sorted(range(len(base)), key=keys.__getitem__))])
+    return np.array(rows)
+
+
+def _canonical(rows: np.ndarray, perms: np.ndarray, k: int) -> np.ndarray:
+    """Symmetry-distinct arrangements: each row mapped to the smallest base-k code in its orbit."""
+    n = rows.shape[1]
+    if k**n >= 2**63:
+        raise StructureError(f"sublattice of {n} sites with {k} labels is too large to encode")
+    weights = np.array([k**p for p in range(n - 1, -1, -1)], dtype=np.int64)
+    best = np.full(len(rows), np.iinfo(np.int64).max)
+    for perm in perms:
+        np.minimum(best, rows[:, perm] @ weights, out=best)
+    codes = np.unique(best)
+    return (codes[:, None] // weights[None, :]) % k
+
+
+def _pair_deviation(digits: np.ndarray, bonds: np.ndarray, counts: Sequence[int]) -> np.ndarray:
+    """Distance of first-shell pair counts from those of a random alloy (0 = random-like), exact rationals as floats."""
+    k, n, m = len(counts), digits.shape[1], len(bonds)
+    pairs = digits[:, bonds[:, 0]] * k + digits[:, bonds[:, 1]]
+    observed = np.stack([(pairs == v).sum(axis=1) for v in range(k * k)], axis=1)
+    expected = np.array([m * counts[a] * counts[b] for a in range(k) for b in range(k)])
+    return np.abs(n * n * observed - expected).sum(axis=1) / (n * n * m)
+
+
+def _charge(charges: dict[str, float], key: str) -> float:
+    element = key.split(":")[0]
+    return charges[key] if key in charges else charges[element]
+
+
+def _ewald_energies(template: _Template, digits: np.ndarray, label_charges: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    q = np.tile(rest, (len(digits), 1))
+    q[:, template.sites] = label_charges[digits]
+    return ((q @ template.ewald) * q).sum(axis=1) / len(template.sites)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    energy: float  # Ewald energy per decorated site, formal charges
+    fingerprint: float  # Ewald energy per decorated site with one distinct charge per label
+    deviation: float
+    order: int  # template position in the spec, then enumeration position: a stable tie-break
+    template: _Template = field(hash=False)
+    supercell: _Supercell = field(hash=False)
+    digits: tuple[int, ...] = field(hash=False)
+
+
+def _candidates(text: str, spec: _OrderingSpec, labels: tuple[str, ...], max_sites: int) -> list[_Candidate]:
+    charges = dict(spec.charges)
+    label_charges = np.array([0.0 if label == _VACANCY else charges[label] for label in labels])
+    fingerprint_charges = np.arange(1.0, len(labels) + 1.0)
+    occupancy = dict(spec.occupancy)
+    found: list[_Candidate] = []
+    for t_index, supercell in enumerate(spec.supercells):
+        template = _template(text, spec.parent, supercell, spec.sublattice, spec.prefill)
+        n = len(template.sites)
+        exact = [occupancy[label] * n for label in labels]
+        if any(c.denominator != 1 for c in exact):
+            continue
+        counts = [int(c) for c in exact]
+        if len(template.structure) - (counts[0] if labels[0] == _VACANCY else 0) > max_sites:
+            continue
+        rest = np.array([_charge(charges, key) for key in template.charge_keys])
+        seed = f"{spec.parent}|{supercell}|{spec.sublattice}|{spec.prefill}|{counts}"
+        rows = _exhaustive(counts) if _multinomial(counts) <= _EXHAUSTIVE_LIMIT else _sampled(counts, seed)
+        digits = _canonical(rows, template.perms, len(labels))
+        energies = _ewald_energies(template, digits, label_charges, rest)
+        neutral = rest.copy()
+        neutral[template.sites] = label_charges[digits[0]]
+        if abs(neutral.sum()) > 1e-6:
+            raise StructureError(f"{spec.parent}-{spec.tag}: formal charges do not balance ({neutral.sum():+.3f})")
+        fingerprints = _ewald_energies(template, digits, fingerprint_charges, rest)
+        deviations = _pair_deviation(digits, template.bonds, counts)
+        for i, row in enumerate(digits):
+            found.append(
+                _Candidate(float(energies[i]), float(fingerprints[i]), float(deviations[i]),
+                           t_index * 10**9 + i, template, supercell, tuple(int(d) for d in row))
+            )
+    return found
+
+
+def _ranked(candidates: list[_Candidate]) -> list[_Candidate]:
+    """Lowest Ewald energy first; energetic ties broken by closeness to a random alloy."""
+    by_energy = sorted(candidates, key=lambda c: (c.energy, c.order))
+    tier, tiers, previous = 0, {}, None
+    for c in by_energy:
+        if previous is not None and c.energy - previous > _ENERGY_TOL:
+            tier += 1
+        tiers[c.order] = tier
+        previous = c.energy
+    return sorted(candidates, key=lambda c: (tiers[c.order], c.deviation, c.order))
+
+
+def _decorate(text: str, spec: _OrderingSpec, labels: tuple[str, ...], c: _Candidate) -> Structure:
+    template = c.template
+    decorated = [labels[d] for d in c.digits]
+    replace_map = {
+        int(i): label
+        for i, label in zip(template.sites, decorated)
+        if label != _VACANCY and label != template.structure[int(i)].specie.symbol
+    }
+    structure = template.structure.copy()
+    if replace_map:
+        structure = ReplaceSiteSpeciesTransformation(replace_map).apply_transformation(structure)
+    vacancies = [int(i) for i, label in zip(template.sites, decorated) if label == _VACANCY]
+    if vacancies:
+        structure = RemoveSitesTransformation(vacancies).apply_transformation(structure)
+    if spec.vegard:
+        prototypes = _prototypes_from_text(text)
+        end_members = dict(spec.vegard)
+        volume_per_cation = {
+            label: prototypes[end_members[label]].conventional.volume
+            / prototypes[end_members[label]].conventional.composition[label]
+            for label in set(decorated)
+        }
+        structure.scale_lattice(sum(volume_per_cation[label] for label in decorated))
+    return structure
+
+
+def _variant_id(spec: _OrderingSpec, labels: tuple[str, ...], c: _Candidate) -> str:
+    """Content hash of the canonical ordering: stable across runs, machines and enumeration order."""
+    decoration = ",".join(labels[d] or "Va" for d in c.digits)
+    key = f"{spec.parent}|{c.supercell.base}|{c.supercell.matrix}|{spec.prefill}|{spec.sublattice}|{decoration}"
+    return f"lib-{spec.parent}-{spec.tag}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+
+def _derivatives(text: str, spec: _OrderingSpec, max_sites: int) -> list[LibraryEntry]:
+    labels = tuple(sorted(label for label, _ in spec.occupancy))
+    matcher = StructureMatcher()
+    source = _prototypes_from_text(text)[spec.parent].record["source"]
+    element, cn = spec.sublattice
+    site_kind = f"{element} (CN {cn})" if cn else element
+    picked: list[tuple[_Candidate, Structure]] = []
+    for c in _ranked(_candidates(text, spec, labels, max_sites)):
+        structure = _decorate(text, spec, labels, c)
+        if any(
+            abs(c.energy - p.energy) < _FINGERPRINT_TOL
+            and abs(c.fingerprint - p.fingerprint) < _FINGERPRINT_TOL
+            and matcher.fit(structure, s)
+            for p, s in picked
+        ):
+            continue  # same ordering reached through another supercell or a lattice-changing operation
+        picked.append((c, structure))
+        if len(picked) == spec.n_pick:
+            break
+    entries = []
+    for rank, (c, structure) in enumerate(picked):
+        size = round(abs(np.linalg.det(np.array(c.supercell.matrix))))
+        note = (
+            f"{structure.composition.reduced_formula} ordering on the {site_kind} sublattice of lib-{spec.parent} "
+            f"({size}x {c.supercell.base} cell, Ewald rank {rank + 1}{', Vegard volume' if spec.vegard else ''}); "
+            f"parent: {source}"
+        )
+        entries.append(LibraryEntry(_variant_id(spec, labels, c), structure, note, spec.family))
+    return entries
+
+
+# --------------------------------------------------------------------------- library
+
+
+@lru_cache(maxsize=4)
+def _library(text: str, include_derivatives: bool, max_sites: int) -> tuple[LibraryEntry, ...]:
+    entries = [
+        LibraryEntry(f"lib-{pid}", p.primitive, p.record["source"], "prototype")
+        for pid, p in _prototypes_from_text(text).items()
+        if len(p.primitive) <= max_sites
+    ]
+    if include_derivatives:
+        for spec in _specs():
+            entries.extend(_derivatives(text, spec, max_sites))
+    duplicates = [i for i, n in Counter(e.id for e in entries).items() if n > 1]
+    if duplicates:
+        raise StructureError(f"library id collision: {duplicates}")
+    return tuple(entries)
+
+
+def build_library(
+    prototypes_path: str | Path | None = None,
+    include_derivatives: bool = True,
+    max_sites: int = 80,
+    only_ids: Sequence[str] | None = None,
+) -> list[LibraryEntry]:
+    """Prototypes followed by enumerated derivatives, in a fixed order.
+
+    ``only_ids`` keeps the listed ids (library order); when they are all prototypes,
+    no derivative is enumerated, so CI subsets stay fast.
+    """
+    text = _read(prototypes_path)
+    if only_ids is not None:
+        wanted = set(only_ids)
+        prototype_ids = {f"lib-{pid}" for pid in _prototypes_from_text(text)}
+        include_derivatives = include_derivatives and not wanted <= prototype_ids
+    entries = _library(text, include_derivatives, max_sites)
+    if only_ids is not None:
+        missing = sorted(wanted - {e.id for e in entries})
+        if missing:
+            raise StructureError(f"not in the library (max_sites={max_sites}): {', '.join(missing)}")
+        entries = tuple(e for e in entries if e.id in wanted)
+    return [replace(e, structure=e.structure.copy()) for e in entries]
+
+
+def nonequivalent_sites(structure: Structure, symprec: float = 0.01) -> list[list[int]]:
+    """Groups of symmetry-equivalent site indices; one FEFF run per group and absorber."""
+    return SpacegroupAnalyzer(structure, symprec=symprec).get_symmetrized_structure().equivalent_indices
+
+
+def count_nonequivalent_sites(entries: Sequence[LibraryEntry], symprec: float = 0.01) -> Counter:
+    """Nonequivalent absorbing sites per element over the given entries."""
+    counts: Counter = Counter()
+    for entry in entries:
+        for group in nonequivalent_sites(entry.structure, symprec):
+            counts[entry.structure[group[0]].specie.symbol] += 1
+    return counts
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description="Print structure and nonequivalent-site counts of the library.")
+    parser.add_argument("--prototypes", default=None, help="prototype YAML (default: the embedded one)")
+    parser.add_argument("--max-sites", type=int, default=80)
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    entries = build_library(args.prototypes, max_sites=args.max_sites)
+    elapsed = time.perf_counter() - start
+    print(f"structures: {len(entries)} (build_library: {elapsed:.1f} s)")
+    for family, n in Counter(e.family for e in entries).items():
+        print(f"  {family:<26}{n:>6}")
+    sites = count_nonequivalent_sites(entries)
+    print(f"nonequivalent sites (symprec=0.01): {sum(sites.values())}")
+    for element in ABSORBERS:
+        print(f"  {element:<26}{sites.get(element, 0):>6}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Choose the `default` FEFF preset by measurement: cheaper presets against `paper` on the same sites.
+
+For every site and preset: FEFF10 seconds, then on the common E0-aligned grid the cosine similarity of the
+normalised spectra and of their first derivatives, and the E0 shift. Results are cached (results/feff_cache),
+so a rerun only recomputes what is missing.
+
+    python benchmarks/feff_presets.py [--out benchmarks/results/feff_presets.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from xasengine.atomic import write_json
+from xasengine.config import validate_config
+from xasengine.feff.runner import run_structure
+from xasengine.sites import site_manifest
+from xasengine.spectra import edge_grid, process
+from xasengine.structures.io import StructureRecord
+from xasengine.structures.library import load_prototypes
+
+# prototype -> absorbing elements: >=10 sites over the Co, Mn, Ni, Li and O K edges
+SITES = {
+    "lib-coo-rocksalt": ["Co", "O"],
+    "lib-nio-rocksalt": ["Ni"],
+    "lib-licoo2": ["Co", "Li", "O"],
+    "lib-mno2-pyrolusite": ["Mn", "O"],
+    "lib-co3o4-spinel": ["Co"],
+    "lib-limn2o4-spinel": ["Mn", "Li"],
+    "lib-linio2": ["Ni"],
+}
+CANDIDATES = {
+    "noscf-fms4-r6 (ci)": ("ci", {}),
+    "scf3-fms4-r6 (default)": ("default", {}),
+    "scf3-fms5-r7": ("default", {"fms": 5.0, "radius": 7.0}),
+    "paper": ("paper", {}),
+}
+
+
+def cosine(a, b):
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default="benchmarks/results/feff_presets.json")
+    parser.add_argument("--cache-dir", default="results/feff_cache")
+    args = parser.parse_args()
+    config = validate_config({})
+    protos = {p.id: p for p in load_prototypes()}
+    missing = sorted(set(SITES) - set(protos))
+    if missing:
+        raise SystemExit(f"prototypes missing from the library: {missing}")
+    rows = []
+    for pid, elements in SITES.items():
+        record = StructureRecord(pid, protos[pid].structure, "library", "prototype")
+        manifest = site_manifest(record, elements, "K", 0.01)
+        for name, (preset, overrides) in CANDIDATES.items():
+            feff_cfg = dict(config["feff"], preset=preset, overrides=overrides, cache_dir=args.cache_dir,
+                            shipped_cache=None)
+            t0 = time.perf_counter()
+            result = run_structure(record, manifest, feff_cfg, "results/feff_work_bench")
+            print(f"{pid} {name}: {time.perf_counter() - t0:.1f} s", flush=True)
+            for site in result["sites"]:
+                rows.append({"structure": pid, "site": site["site_index"], "element": site["element"],
+                             "candidate": name, "status": site["status"], "seconds": site["feff_seconds"],
+                             "energy": site["energy"], "mu": site["mu"]})
+            write_json(args.out, {"rows": rows})
+    summarize(rows, config["spectra"], args.out)
+
+
+def summarize(rows, spectra_cfg, out):
+    by_site = {}
+    for r in rows:
+        if r["status"] == "ok":
+            grid = edge_grid(spectra_cfg, r["element"], "K")
+            p = process(r["energy"], r["mu"], grid, spectra_cfg)
+            by_site.setdefault((r["structure"], r["site"], r["element"]), {})[r["candidate"]] = p | {"s": r["seconds"]}
+    table = {}
+    for name in CANDIDATES:
+        sims, dsims, shifts, secs = [], [], [], []
+        for site, runs in by_site.items():
+            if name in runs and "paper" in runs:
+                a, b = runs[name], runs["paper"]
+                sims.append(cosine(a["spectrum"], b["spectrum"]))
+                dsims.append(cosine(np.gradient(a["spectrum"]), np.gradient(b["spectrum"])))
+                shifts.append(a["e0"] - b["e0"])
+                secs.append(a["s"])
+        table[name] = {"n_sites": len(sims), "median_cos": float(np.median(sims)), "min_cos": float(np.min(sims)),
+                       "median_dcos": float(np.median(dsims)), "min_dcos": float(np.min(dsims)),
+                       "median_abs_e0_shift": float(np.median(np.abs(shifts))),
+                       "median_seconds": float(np.median(secs))}
+    print("| preset | sites | cos median (min) | dcos median (min) | abs E0 shift median, eV | s/site median |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, t in table.items():
+        print(f"| {name} | {t['n_sites']} | {t['median_cos']:.4f} ({t['min_cos']:.3f}) | {t['median_dcos']:.3f} "
+              f"({t['min_dcos']:.3f}) | {t['median_abs_e0_shift']:.2f} | {t['median_seconds']:.1f} |")
+    doc = json.loads(Path(out).read_text())
+    doc["summary"] = table
+    write_json(out, doc)
+
+
+if __name__ == "__main__":
+    main()
