@@ -15,16 +15,18 @@ Run ``python -m xasengine.structures.library`` to print the library statistics.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import itertools
 import math
 import sys
+import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import yaml
@@ -87,15 +89,19 @@ def _spacegroup_symbol(sg: dict) -> str:
 
 
 def _build_prototype(record: dict) -> Structure:
-    lattice = Lattice.from_parameters(**{k: float(record["lattice"][k]) for k in ("a", "b", "c", "alpha", "beta", "gamma")})
+    parameters = ("a", "b", "c", "alpha", "beta", "gamma")
+    lattice = Lattice.from_parameters(**{k: float(record["lattice"][k]) for k in parameters})
     species = [site["species"] for site in record["sites"]]
     coords = [[_frac(x) for x in site["coords"]] for site in record["sites"]]
     structure = Structure.from_spacegroup(_spacegroup_symbol(record["spacegroup"]), lattice, species, coords, tol=1e-3)
     number = SpacegroupAnalyzer(structure, symprec=_BUILD_SYMPREC).get_space_group_number()
-    if number != record["spacegroup"]["number"]:
-        raise StructureError(f"prototype {record['id']}: built space group {number}, expected {record['spacegroup']['number']}")
-    if not structure.composition.fractional_composition.almost_equals(Composition(record["formula"]).fractional_composition):
-        raise StructureError(f"prototype {record['id']}: built {structure.composition.reduced_formula}, expected {record['formula']}")
+    expected = record["spacegroup"]["number"]
+    if number != expected:
+        raise StructureError(f"prototype {record['id']}: built space group {number}, expected {expected}")
+    formula = Composition(record["formula"])
+    if not structure.composition.fractional_composition.almost_equals(formula.fractional_composition):
+        built = structure.composition.reduced_formula
+        raise StructureError(f"prototype {record['id']}: built {built}, expected {formula.reduced_formula}")
     return structure
 
 
@@ -105,11 +111,11 @@ def _primitive(structure: Structure) -> Structure:
     return primitive if len(primitive) < len(structure) else structure
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Prototype:
-    record: dict = field(hash=False)
-    conventional: Structure = field(hash=False)
-    primitive: Structure = field(hash=False)
+    record: dict
+    conventional: Structure  # cell as entered, used for supercells
+    primitive: Structure  # cell the library ships
 
 
 @lru_cache(maxsize=4)
@@ -178,11 +184,10 @@ class _OrderingSpec:
     vegard: tuple[tuple[str, str], ...] = ()
 
 
-F = Fraction
-_LAYERED_HEX221 = _Supercell("conventional", _diag(2, 2, 1))  # 12 sites per layer sublattice, 48 atoms
-_LAYERED_RH222 = _Supercell("primitive", _diag(2, 2, 2))  # 8 sites, 32 atoms
-_LAYERED_SQRT3 = _Supercell("conventional", ((2, 1, 0), (-1, 1, 0), (0, 0, 1)))  # 9 sites, 36 atoms
-_LAYERED_HEX321 = _Supercell("conventional", _diag(3, 2, 1))  # 18 sites, 72 atoms
+_LAYERED_HEX221 = _Supercell("conventional", _diag(2, 2, 1))  # 12 Li + 12 M, 48 atoms
+_LAYERED_RH222 = _Supercell("primitive", _diag(2, 2, 2))  # 8 Li + 8 M, 32 atoms
+_LAYERED_SQRT3 = _Supercell("conventional", ((2, 1, 0), (-1, 1, 0), (0, 0, 1)))  # 9 Li + 9 M, 36 atoms
+_LAYERED_HEX321 = _Supercell("conventional", _diag(3, 2, 1))  # 18 Li + 18 M, 72 atoms
 _ROCKSALT_P222 = _Supercell("primitive", _diag(2, 2, 2))  # 8 cations
 _ROCKSALT_C112 = _Supercell("conventional", _diag(1, 1, 2))  # 8 cations
 _ROCKSALT_C311 = _Supercell("conventional", _diag(3, 1, 1))  # 12 cations
@@ -203,6 +208,7 @@ def _tag(occupancy: dict[str, Fraction]) -> str:
 
 def _specs() -> tuple[_OrderingSpec, ...]:
     """The derivative table: which orderings of which compositions enter the library."""
+    F = Fraction
     specs: list[_OrderingSpec] = []
     x_values = (F(1), F(3, 4), F(1, 2), F(1, 4), F(0))
 
@@ -233,7 +239,8 @@ def _specs() -> tuple[_OrderingSpec, ...]:
 
     # Rock-salt (M,M')O: all cations 2+, so ranking falls to the random-alloy criterion.
     rocksalt_cells = (_ROCKSALT_P222, _ROCKSALT_C112, _ROCKSALT_C222)
-    for parent, host, guest in (("coo-rocksalt", "Co", "Ni"), ("nio-rocksalt", "Ni", "Mn"), ("coo-rocksalt", "Co", "Mn")):
+    binaries = (("coo-rocksalt", "Co", "Ni"), ("nio-rocksalt", "Ni", "Mn"), ("coo-rocksalt", "Co", "Mn"))
+    for parent, host, guest in binaries:
         for y in (F(1, 4), F(1, 2), F(3, 4)):
             occupancy = {host: 1 - y, guest: y}
             specs.append(
@@ -251,7 +258,7 @@ def _specs() -> tuple[_OrderingSpec, ...]:
     )
 
     # Layered LiMO2: Ni2+/Mn4+ pairs as in NMC, Co3+, Ni3+ otherwise.
-    layered_cells = (_LAYERED_HEX221, _LAYERED_RH222, _LAYERED_SQRT3)
+    layered_cells = (_LAYERED_HEX221, _LAYERED_RH222, _LAYERED_SQRT3, _LAYERED_HEX321)
     for parent, host, occupancy, charges in (
         ("licoo2", "Co", {"Co": F(3, 4), "Ni": F(1, 4)}, {"Co": 3.0, "Ni": 3.0}),
         ("licoo2", "Co", {"Co": F(1, 2), "Ni": F(1, 2)}, {"Co": 3.0, "Ni": 3.0}),
@@ -264,27 +271,30 @@ def _specs() -> tuple[_OrderingSpec, ...]:
         specs.append(
             _OrderingSpec(
                 "substitution-layered", parent, _tag(occupancy), (host, None), tuple(occupancy.items()),
-                (("Li", 1.0), ("O", -2.0), *charges.items()), layered_cells + (_LAYERED_HEX321,), 5,
+                (("Li", 1.0), ("O", -2.0), *charges.items()), layered_cells, 5,
                 vegard=_LAYERED_VEGARD,
             )
         )
 
     # Spinels: orderings on the octahedral (16d) sublattice.
+    tet_mn, tet_co = ((("Li", 4), "Mn"),), ((("Mn", 4), "Co"),)
     for parent, host, occupancy, charges, prefill in (
         ("co3o4-spinel", "Co", {"Co": F(1, 2), "Ni": F(1, 2)}, {"Co:4": 2.0, "Co": 3.0, "Ni": 3.0}, ()),  # NiCo2O4
         ("co3o4-spinel", "Co", {"Co": F(1, 2), "Mn": F(1, 2)}, {"Co:4": 2.0, "Co": 3.0, "Mn": 3.0}, ()),  # MnCo2O4
         ("co3o4-spinel", "Co", {"Co": F(3, 4), "Ni": F(1, 4)}, {"Co:4": 2.0, "Co": 3.0, "Ni": 3.0}, ()),
-        ("limn2o4-spinel", "Mn", {"Mn": F(3, 4), "Ni": F(1, 4)}, {"Li": 1.0, "Mn": 4.0, "Ni": 2.0}, ()),  # LiNi0.5Mn1.5O4
+        # LiNi0.5Mn1.5O4
+        ("limn2o4-spinel", "Mn", {"Mn": F(3, 4), "Ni": F(1, 4)}, {"Li": 1.0, "Mn": 4.0, "Ni": 2.0}, ()),
         ("limn2o4-spinel", "Mn", {"Mn": F(1, 2), "Co": F(1, 2)}, {"Li": 1.0, "Mn": 4.0, "Co": 3.0}, ()),  # LiCoMnO4
         ("limn2o4-spinel", "Mn", {"Mn": F(3, 4), "Co": F(1, 4)}, {"Li": 1.0, "Mn": 11 / 3, "Co": 3.0}, ()),
         # inverse NiMn2O4: Mn2+ on the tetrahedral site, Ni2+/Mn4+ octahedral
-        ("limn2o4-spinel", "Mn", {"Mn": F(1, 2), "Ni": F(1, 2)}, {"Mn:4": 2.0, "Mn": 4.0, "Ni": 2.0}, ((("Li", 4), "Mn"),)),
+        ("limn2o4-spinel", "Mn", {"Mn": F(1, 2), "Ni": F(1, 2)}, {"Mn:4": 2.0, "Mn": 4.0, "Ni": 2.0}, tet_mn),
         # CoMn2O4 / Co(Co,Mn)2O4: Co2+ on the tetrahedral site of hausmannite
-        ("mn3o4-hausmannite", "Mn", {"Mn": F(1)}, {"Co": 2.0, "Mn": 3.0}, ((("Mn", 4), "Co"),)),
-        ("mn3o4-hausmannite", "Mn", {"Mn": F(3, 4), "Co": F(1, 4)}, {"Co:4": 2.0, "Mn": 3.0, "Co": 3.0}, ((("Mn", 4), "Co"),)),
+        ("mn3o4-hausmannite", "Mn", {"Mn": F(1)}, {"Co": 2.0, "Mn": 3.0}, tet_co),
+        ("mn3o4-hausmannite", "Mn", {"Mn": F(3, 4), "Co": F(1, 4)}, {"Co:4": 2.0, "Mn": 3.0, "Co": 3.0}, tet_co),
         ("mn3o4-hausmannite", "Mn", {"Mn": F(1, 2), "Co": F(1, 2)}, {"Mn:4": 2.0, "Mn": 3.0, "Co": 3.0}, ()),
     ):
-        cells = (_HAUSMANNITE_C111, _HAUSMANNITE_C211) if parent == "mn3o4-hausmannite" else (_SPINEL_C111, _SPINEL_P211)
+        hausmannite = parent == "mn3o4-hausmannite"
+        cells = (_HAUSMANNITE_C111, _HAUSMANNITE_C211) if hausmannite else (_SPINEL_C111, _SPINEL_P211)
         prefix = "".join(f"{new.lower()}tet-" for (_, new) in prefill)
         specs.append(
             _OrderingSpec(
@@ -314,22 +324,22 @@ def _o_coordination(structure: Structure) -> np.ndarray:
 
 
 def _select(structure: Structure, coordination: np.ndarray, element: str, cn: int | None) -> np.ndarray:
-    return np.array(
-        [i for i, site in enumerate(structure) if site.specie.symbol == element and (cn is None or coordination[i] == cn)],
-        dtype=int,
-    )
+    chosen = [
+        i for i, site in enumerate(structure) if site.specie.symbol == element and (cn is None or coordination[i] == cn)
+    ]
+    return np.array(chosen, dtype=int)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Template:
     """A supercell ready for decoration, with everything that does not depend on the ordering."""
 
-    structure: Structure = field(hash=False)
-    sites: np.ndarray = field(hash=False)  # indices of the decorated sublattice
-    perms: np.ndarray = field(hash=False)  # (n_ops, n_sites): sublattice images under the supercell space group
-    ewald: np.ndarray = field(hash=False)  # Ewald energy matrix for unit charges on all sites
-    bonds: np.ndarray = field(hash=False)  # (n_bonds, 2): directed first-shell pairs within the sublattice
-    charge_keys: tuple[str, ...] = field(hash=False)  # "element:CN" of every site
+    structure: Structure
+    sites: np.ndarray  # indices of the decorated sublattice
+    perms: np.ndarray  # (n_ops, n_sites): sublattice images under the supercell space group
+    ewald: np.ndarray  # Ewald energy matrix for unit charges on all sites
+    bonds: np.ndarray  # (n_bonds, 2): directed first-shell pairs within the sublattice
+    charge_keys: tuple[str, ...]  # "element:CN" of every site
 
 
 def _sublattice_permutations(structure: Structure, sites: np.ndarray) -> np.ndarray:
@@ -355,7 +365,9 @@ def _first_shell_bonds(structure: Structure, sites: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def _template(text: str, parent: str, supercell: _Supercell, sublattice: tuple[str, int | None], prefill: tuple) -> _Template:
+def _template(
+    text: str, parent: str, supercell: _Supercell, sublattice: tuple[str, int | None], prefill: tuple
+) -> _Template:
     prototype = _prototypes_from_text(text)[parent]
     base = prototype.conventional if supercell.base == "conventional" else prototype.primitive
     structure = SupercellTransformation(supercell.matrix).apply_transformation(base)
@@ -424,7 +436,10 @@ def _canonical(rows: np.ndarray, perms: np.ndarray, k: int) -> np.ndarray:
 
 
 def _pair_deviation(digits: np.ndarray, bonds: np.ndarray, counts: Sequence[int]) -> np.ndarray:
-    """Distance of first-shell pair counts from those of a random alloy (0 = random-like), exact rationals as floats."""
+    """Distance of first-shell pair statistics from a random alloy's (0 = random-like).
+
+    Computed from integer counts, so equal deviations tie exactly on every machine.
+    """
     k, n, m = len(counts), digits.shape[1], len(bonds)
     pairs = digits[:, bonds[:, 0]] * k + digits[:, bonds[:, 1]]
     observed = np.stack([(pairs == v).sum(axis=1) for v in range(k * k)], axis=1)
@@ -443,22 +458,24 @@ def _ewald_energies(template: _Template, digits: np.ndarray, label_charges: np.n
     return ((q @ template.ewald) * q).sum(axis=1) / len(template.sites)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Candidate:
     energy: float  # Ewald energy per decorated site, formal charges
     fingerprint: float  # Ewald energy per decorated site with one distinct charge per label
     deviation: float
-    order: int  # template position in the spec, then enumeration position: a stable tie-break
-    template: _Template = field(hash=False)
-    supercell: _Supercell = field(hash=False)
-    digits: tuple[int, ...] = field(hash=False)
+    order: tuple[int, int]  # (supercell position in the spec, canonical-code rank): a stable tie-break
+    template: _Template
+    supercell: _Supercell
+    digits: tuple[int, ...]  # label index of every sublattice site
 
 
 def _candidates(text: str, spec: _OrderingSpec, labels: tuple[str, ...], max_sites: int) -> list[_Candidate]:
     charges = dict(spec.charges)
     label_charges = np.array([0.0 if label == _VACANCY else charges[label] for label in labels])
-    fingerprint_charges = np.arange(1.0, len(labels) + 1.0)
     occupancy = dict(spec.occupancy)
+    # one distinct extra charge per label, zero on average so the cell stays neutral
+    offsets = np.arange(1.0, len(labels) + 1.0)
+    fingerprint_charges = label_charges + offsets - sum(float(occupancy[l]) * o for l, o in zip(labels, offsets))
     found: list[_Candidate] = []
     for t_index, supercell in enumerate(spec.supercells):
         template = _template(text, spec.parent, supercell, spec.sublattice, spec.prefill)
@@ -483,7 +500,7 @@ def _candidates(text: str, spec: _OrderingSpec, labels: tuple[str, ...], max_sit
         for i, row in enumerate(digits):
             found.append(
                 _Candidate(float(energies[i]), float(fingerprints[i]), float(deviations[i]),
-                           t_index * 10**9 + i, template, supercell, tuple(int(d) for d in row))
+                           (t_index, i), template, supercell, tuple(int(d) for d in row))
             )
     return found
 
@@ -555,10 +572,10 @@ def _derivatives(text: str, spec: _OrderingSpec, max_sites: int) -> list[Library
     entries = []
     for rank, (c, structure) in enumerate(picked):
         size = round(abs(np.linalg.det(np.array(c.supercell.matrix))))
+        vegard = ", Vegard volume" if spec.vegard else ""
         note = (
             f"{structure.composition.reduced_formula} ordering on the {site_kind} sublattice of lib-{spec.parent} "
-            f"({size}x {c.supercell.base} cell, Ewald rank {rank + 1}{', Vegard volume' if spec.vegard else ''}); "
-            f"parent: {source}"
+            f"({size}x {c.supercell.base} cell, Ewald rank {rank + 1} of the kept orderings{vegard}); parent: {source}"
         )
         entries.append(LibraryEntry(_variant_id(spec, labels, c), structure, note, spec.family))
     return entries
@@ -591,6 +608,8 @@ def build_library(
 ) -> list[LibraryEntry]:
     """Prototypes followed by enumerated derivatives, in a fixed order.
 
+    ``max_sites`` drops larger cells and the supercells that would give them, so the
+    orderings kept for a composition come from the allowed supercells only.
     ``only_ids`` keeps the listed ids (library order); when they are all prototypes,
     no derivative is enumerated, so CI subsets stay fast.
     """
@@ -623,9 +642,7 @@ def count_nonequivalent_sites(entries: Sequence[LibraryEntry], symprec: float = 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-    import time
-
+    """Print per-family structure counts and per-element nonequivalent-site counts."""
     parser = argparse.ArgumentParser(description="Print structure and nonequivalent-site counts of the library.")
     parser.add_argument("--prototypes", default=None, help="prototype YAML (default: the embedded one)")
     parser.add_argument("--max-sites", type=int, default=80)
