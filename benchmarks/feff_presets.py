@@ -37,7 +37,6 @@ SITES = {
 CANDIDATES = {
     "noscf-fms4-r6 (ci)": ("ci", {}),
     "scf3-fms4-r6 (default)": ("default", {}),
-    "scf3-fms5-r7": ("default", {"fms": 5.0, "radius": 7.0}),
     "paper": ("paper", {}),
 }
 

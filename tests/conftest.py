@@ -14,7 +14,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
-JOB_LINE = re.compile(r"^\s*(?:local)?rule (\w+):\s*$", re.M)
+JOB_LINE = re.compile(r"^\s*(?:local)?(?:rule|checkpoint) (\w+):\s*$", re.M)
 
 
 class WorkflowCopy:
@@ -42,8 +42,10 @@ class WorkflowCopy:
         return proc
 
     def executed(self, proc: subprocess.CompletedProcess) -> Counter:
-        """Jobs Snakemake started, by rule (it prints 'rule NAME:' once per job)."""
-        return Counter(JOB_LINE.findall(proc.stdout + proc.stderr))
+        """Jobs Snakemake started, by rule (it prints 'rule NAME:' once per job); the `all` target excluded."""
+        jobs = Counter(JOB_LINE.findall(proc.stdout + proc.stderr))
+        jobs.pop("all", None)
+        return jobs
 
     def planned(self, *args: str) -> Counter:
         """Jobs a dry run plans, from its 'Job stats' table."""

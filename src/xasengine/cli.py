@@ -16,10 +16,18 @@ def _validate(args) -> None:
 
 
 def _export_cache(args) -> None:
-    from .feff.cache import export_shipped
+    from pathlib import Path
 
-    n = export_shipped(args.cache_dir, args.out)
-    print(f"packed {n} FEFF results into {args.out}")
+    from .feff.cache import FeffCache, export_shipped
+
+    out = Path(args.out)
+    shipped = FeffCache(out.parent / "_none_", out.parent).shipped_index() if out.parent.is_dir() else {}
+    new = [k for k in FeffCache(args.cache_dir).keys() if k not in shipped]
+    if not new:
+        print(f"nothing to pack: every entry of {args.cache_dir} is already in {out.parent}")
+        return
+    n = export_shipped(args.cache_dir, out, keys=new)
+    print(f"packed {n} new FEFF results into {out}")
 
 
 def _predict(args) -> None:
@@ -34,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate-config", help="check a config file against the schema")
     p.add_argument("config")
     p.set_defaults(func=_validate)
-    p = sub.add_parser("export-cache", help="pack FEFF cache entries into one shippable HDF5 file")
+    p = sub.add_parser("export-cache", help="pack FEFF cache entries not yet shipped beside --out into one HDF5 file")
     p.add_argument("--cache-dir", default="results/feff_cache")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_export_cache)

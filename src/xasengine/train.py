@@ -147,7 +147,7 @@ class _GroupData:
         elements = np.asarray(table["element"]).astype(str)[rows]
         train = self.split_index["train"]
         self.specs = build_target_specs(descriptors, train, specs_from)
-        self.elements = sorted(set(elements[train]))
+        self.elements = sorted(str(e) for e in set(elements[train]))
         unknown = sorted(set(elements) - set(self.elements))
         if unknown:
             raise ModelError(f"elements {unknown} occur in val/test but not in training for group {group!r}")
@@ -181,11 +181,12 @@ def _evaluate_loss(model: SPT, data: _GroupData, index: np.ndarray, batch_size: 
     return float(loss)
 
 
-def train_spt(table: dict, group: str, out_path: str | os.PathLike, cfg: dict | None = None,
-              targets: list[str] | None = None, device: str = "cpu") -> dict:
-    """Train one SPT for a site group (joint: all its descriptors; expert: targets=[name]) and save it.
+def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str] | None = None,
+            device: str = "cpu") -> tuple[SPT, dict, dict]:
+    """Train one SPT for a site group (joint: all its descriptors; expert: targets=[name]).
 
-    Returns a JSON-serialisable summary: split sizes, loss history, best epoch, labels unseen in training.
+    Returns the best-on-validation model (eval mode), its metadata (the checkpoint minus the weights) and a
+    JSON-serialisable summary: split sizes, loss history, best epoch, labels unseen in training.
     """
     cfg = resolve_cfg(cfg)
     check_site_table(table)
@@ -221,7 +222,7 @@ def train_spt(table: dict, group: str, out_path: str | os.PathLike, cfg: dict | 
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
             optimizer.step()
-            batch_losses.append(float(loss))
+            batch_losses.append(loss.item())
         val_loss = _evaluate_loss(model, data, data.split_index["val"], 1024, device)
         history.append({"epoch": epoch, "train_loss": float(np.mean(batch_losses)), "val_loss": val_loss,
                         "lr": optimizer.param_groups[0]["lr"]})
@@ -233,11 +234,11 @@ def train_spt(table: dict, group: str, out_path: str | os.PathLike, cfg: dict | 
             break
     progress.close()
     model.load_state_dict(best_state)
+    model.eval()
 
     summary = {
         "group": group,
         "targets": [spec.name for spec in data.specs],
-        "out_path": str(out_path),
         "n_sites": {name: int(index.size) for name, index in data.split_index.items()},
         "elements": data.elements,
         "n_parameters": sum(p.numel() for p in model.parameters()),
@@ -249,10 +250,9 @@ def train_spt(table: dict, group: str, out_path: str | os.PathLike, cfg: dict | 
         "history": history,
         "dataset_hash": cfg.get("dataset_hash"),
     }
-    checkpoint = {
+    meta = {
         "format": CHECKPOINT_FORMAT,
         "hparams": model.hparams,
-        "state_dict": model.state_dict(),
         "targets": [spec.to_dict() for spec in data.specs],
         "elements": data.elements,
         "energy_grid": data.energy_grid.tolist(),
@@ -262,8 +262,21 @@ def train_spt(table: dict, group: str, out_path: str | os.PathLike, cfg: dict | 
         "training": {key: summary[key] for key in ("n_sites", "epochs_run", "best_epoch", "best_val_loss",
                                                    "train_seconds", "unseen_labels")},
     }
-    write_atomically(out_path, lambda tmp: torch.save(checkpoint, tmp))
-    return summary
+    return model, meta, summary
+
+
+def save_checkpoint(path: str | os.PathLike, model: SPT, meta: dict) -> None:
+    """Weights + metadata in one file, written atomically."""
+    checkpoint = {**meta, "state_dict": model.state_dict()}
+    write_atomically(path, lambda tmp: torch.save(checkpoint, tmp))
+
+
+def train_spt(table: dict, group: str, out_path: str | os.PathLike, cfg: dict | None = None,
+              targets: list[str] | None = None, device: str = "cpu") -> dict:
+    """fit_spt, then save the checkpoint to out_path; returns the training summary."""
+    model, meta, summary = fit_spt(table, group, cfg, targets, device)
+    save_checkpoint(out_path, model, meta)
+    return {**summary, "out_path": str(out_path)}
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[SPT, dict]:

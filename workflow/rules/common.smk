@@ -27,3 +27,13 @@ def buckets():
 
 def shard_paths(wildcards):
     return [f"results/shards/shard-{b:03d}.h5" for b in sorted(buckets())]
+
+
+def shard_inputs(wildcards):
+    sids = buckets()[int(wildcards.bucket)]
+    return {
+        "structures": [STRUCTURE_JSON.format(sid=s) for s in sids],
+        "sites": [f"results/sites/{s}.json" for s in sids],
+        "descriptors": [f"results/descriptors/{s}.json" for s in sids],
+        "feff": [f"results/feff/{s}.json" for s in sids],
+    }

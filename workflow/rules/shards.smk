@@ -1,13 +1,3 @@
-def shard_inputs(wildcards):
-    sids = buckets()[int(wildcards.bucket)]
-    return {
-        "structures": [STRUCTURE_JSON.format(sid=s) for s in sids],
-        "sites": [f"results/sites/{s}.json" for s in sids],
-        "descriptors": [f"results/descriptors/{s}.json" for s in sids],
-        "feff": [f"results/feff/{s}.json" for s in sids],
-    }
-
-
 rule shard:
     input:
         unpack(shard_inputs),

@@ -27,7 +27,7 @@ class FeffCache:
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.json"
 
-    def _shipped(self) -> dict[str, Path]:
+    def shipped_index(self) -> dict[str, Path]:
         if self._shipped_index is None:
             self._shipped_index = {}
             for path in self.shipped_files:
@@ -40,7 +40,7 @@ class FeffCache:
         path = self._path(key)
         if path.exists():
             return json.loads(path.read_text())
-        shipped = self._shipped().get(key)
+        shipped = self.shipped_index().get(key)
         if shipped is None:
             return None
         with h5py.File(shipped, "r") as fh:

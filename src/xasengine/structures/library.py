@@ -627,17 +627,13 @@ def build_library(
     return [replace(e, structure=e.structure.copy()) for e in entries]
 
 
-def nonequivalent_sites(structure: Structure, symprec: float = 0.01) -> list[list[int]]:
-    """Groups of symmetry-equivalent site indices; one FEFF run per group and absorber."""
-    return SpacegroupAnalyzer(structure, symprec=symprec).get_symmetrized_structure().equivalent_indices
-
-
 def count_nonequivalent_sites(entries: Sequence[LibraryEntry], symprec: float = 0.01) -> Counter:
     """Nonequivalent absorbing sites per element over the given entries."""
+    from ..sites import nonequivalent_sites
+
     counts: Counter = Counter()
     for entry in entries:
-        for group in nonequivalent_sites(entry.structure, symprec):
-            counts[entry.structure[group[0]].specie.symbol] += 1
+        counts.update(site["element"] for site in nonequivalent_sites(entry.structure, ABSORBERS, symprec))
     return counts
 
 

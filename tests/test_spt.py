@@ -1,0 +1,187 @@
+"""SPT model, training, evaluation and random-forest baseline on real torch / scikit-learn.
+
+The site tables here are synthetic (peak position and width set by the labels, plus noise) so that
+learning is checkable in seconds; the real runs use the FEFF dataset.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from xasengine.errors import ModelError
+from xasengine.evaluate import evaluate_model, metrics, predict_table
+from xasengine.models.baselines import fit_random_forest
+from xasengine.models.spt import SPT, SpectralBandBlock, WindowGraphAttention
+from xasengine.models.targets import IGNORE_INDEX, TargetSpec
+from xasengine.train import fit_spt, load_checkpoint, masked_loss, save_checkpoint, train_spt
+
+GRID = 64
+SMALL_CFG = {"d_model": 16, "n_blocks": 1, "top_k": 2, "window": 3, "dropout": 0.0, "lr": 3e-3,
+             "batch_size": 32, "max_epochs": 25, "patience": 6, "seed": 0}
+
+
+def synthetic_table(n_structures: int = 60, seed: int = 0) -> dict:
+    """Each structure has two metal sites (Co/Mn) and one O site; OS shifts the edge, CN sets the peak width."""
+    rng = np.random.default_rng(seed)
+    energy = np.linspace(-10.0, 40.0, GRID)
+    rows = []
+    for s in range(n_structures):
+        split = "train" if s < 0.6 * n_structures else ("val" if s < 0.8 * n_structures else "test")
+        for element in ("Co", "Mn", "O"):
+            os_ = -2.0 if element == "O" else float(rng.choice([2.0, 3.0, 4.0]))
+            cn = float(rng.choice([4.0, 6.0]))
+            edge = (2.5 * os_ if element != "O" else 3.0) + rng.normal(0, 0.3)
+            width = 1.5 if cn == 4.0 else 4.0
+            nnrs = 0.05 * cn + rng.normal(0, 0.02)
+            mu = (1 / (1 + np.exp(-(energy - edge) / 1.2))
+                  + (0.8 + 2 * nnrs) * np.exp(-0.5 * ((energy - edge - 4) / width) ** 2)
+                  + rng.normal(0, 0.02, GRID))
+            rows.append((mu, element, f"mp-{s}", split, os_, cn, nnrs))
+    mu, element, sid, split, os_, cn, nnrs = map(np.array, zip(*rows))
+    n = len(rows)
+    nnrs[rng.random(n) < 0.1] = np.nan  # unlabelled sites must be skipped, not learnt as zeros
+    is_o = element == "O"
+    descriptors = {
+        "OS": os_, "CN": cn, "CN2": np.where(cn == 4.0, 8.0, 12.0), "NNRS": nnrs,
+        "PSGO": np.full(n, 48.0), "OCN": np.where(is_o, np.nan, cn), "MOOD": np.where(is_o, np.nan, 2.0 + nnrs),
+        "NNOSM": np.where(is_o, 2.0 + nnrs, np.nan),
+    }
+    descriptors["PSGO"][::2] = 24.0
+    return {"spectrum": mu.astype(np.float32), "energy": np.tile(energy, (n, 1)).astype(np.float32),
+            "element": element, "structure_id": sid, "split": split, "descriptors": descriptors}
+
+
+@pytest.fixture(scope="module")
+def table():
+    return synthetic_table()
+
+
+@pytest.fixture(scope="module")
+def trained(table):
+    return fit_spt(table, "nonO", SMALL_CFG)
+
+
+def test_forward_shapes():
+    model = SPT(50, {"OS": 3, "NNRS": 0}, n_elements=2, d_model=16, top_k=3, window=4)
+    out = model(torch.rand(5, 50), torch.linspace(-10, 40, 50).expand(5, 50), torch.tensor([0, 1, 0, 1, 1]))
+    assert out["OS"].shape == (5, 3)
+    assert out["NNRS"].shape == (5,)
+
+
+def test_graph_attention_sees_only_its_window():
+    torch.manual_seed(0)
+    layer = WindowGraphAttention(d_model=8, window=2, dropout=0.0).eval()
+    x = torch.randn(1, 20, 8)
+    perturbed = x.clone()
+    perturbed[0, 10] += 5.0
+    with torch.no_grad():
+        before, after = layer(x), layer(perturbed)
+    changed = (before - after).abs().amax(dim=-1)[0]
+    assert torch.all(changed[[6, 7, 13, 14]] == 0)  # |i - 10| > 2: no edge from node 10
+    assert torch.all(changed[8:13] > 0)  # |i - 10| <= 2: node 10 is a neighbour
+
+
+def test_graph_attention_matches_dense_masked_attention():
+    torch.manual_seed(1)
+    layer = WindowGraphAttention(d_model=8, window=3, dropout=0.0).eval()
+    x = torch.randn(2, 15, 8)
+    with torch.no_grad():
+        target, neighbour = layer.project_target(x), layer.project_neighbour(x)
+        interaction = torch.nn.functional.leaky_relu(target[:, :, None] + neighbour[:, None], layer.negative_slope)
+        scores = interaction @ layer.score_vector  # (B, i, j) over all pairs
+        index = torch.arange(15)
+        scores = scores.masked_fill((index[:, None] - index[None]).abs() > 3, float("-inf"))
+        dense = layer.norm(x + torch.softmax(scores, dim=-1) @ layer.value(x))
+        assert torch.allclose(layer(x), dense, atol=1e-5)
+
+
+@pytest.mark.parametrize("period", [5, 10, 36])
+def test_band_folding_pads_and_crops_lengths_not_divisible_by_the_period(period):
+    block = SpectralBandBlock(seq_len=37, d_model=8, top_k=3, kernel_sizes=(1, 3), dropout=0.0)
+    x = torch.randn(2, 37, 8)
+    assert block.filter_band(x, period).shape == x.shape
+    assert block(x).shape == x.shape  # training mode: periods from this batch
+    assert block.eval()(x).shape == x.shape  # eval mode: periods from the running amplitude
+
+
+def test_masked_loss_skips_unlabelled_sites():
+    specs = [TargetSpec("OS", "classification", classes=(2.0, 3.0, 4.0)), TargetSpec("NNRS", "regression")]
+    logits = torch.randn(4, 3, requires_grad=True)
+    values = torch.randn(4, requires_grad=True)
+    targets = {"OS": torch.tensor([0, IGNORE_INDEX, 2, IGNORE_INDEX]),
+               "NNRS": torch.tensor([0.5, float("nan"), -1.0, float("nan")])}
+    loss, per_task = masked_loss({"OS": logits, "NNRS": values}, targets, specs)
+    loss.backward()
+    labelled = [0, 2]
+    expected_ce = torch.nn.functional.cross_entropy(logits[labelled], targets["OS"][labelled])
+    expected_mse = ((values[labelled] - targets["NNRS"][labelled]) ** 2).mean()
+    assert per_task["OS"] == pytest.approx(float(expected_ce.detach()), rel=1e-6)
+    assert per_task["NNRS"] == pytest.approx(float(expected_mse.detach()), rel=1e-6)
+    assert torch.isfinite(logits.grad).all() and torch.isfinite(values.grad).all()
+    assert torch.all(logits.grad[[1, 3]] == 0) and torch.all(values.grad[[1, 3]] == 0)
+
+
+def test_training_beats_chance_and_random_forest_fits(table, trained):
+    model, meta, summary = trained
+    assert summary["best_epoch"] >= 1 and summary["n_sites"]["test"] == 24
+    scores = evaluate_model(model, meta, table, split="test")["descriptors"]
+    assert scores["OS"]["accuracy"] > 0.8  # three balanced classes: chance is 1/3
+    assert scores["CN"]["accuracy"] > 0.8  # two classes: chance is 1/2
+    assert scores["NNRS"]["n"] < 24  # NaN truths are left out of the score
+    _, rf_scores = fit_random_forest(table, "nonO", {"n_estimators": 50}, targets=["OS", "CN", "NNRS"])
+    assert rf_scores["OS"]["accuracy"] > 0.6
+    assert rf_scores["NNRS"]["r2"] is not None
+
+
+def test_oxygen_group_trains_with_a_constant_descriptor(table, tmp_path):
+    summary = train_spt(table, "O", tmp_path / "o.pt", {**SMALL_CFG, "max_epochs": 2})
+    model, meta = load_checkpoint(tmp_path / "o.pt")
+    assert summary["targets"] == ["OS", "CN", "CN2", "NNRS", "NNOSM", "PSGO"]
+    assert model.element_embedding is None
+    assert evaluate_model(model, meta, table)["descriptors"]["OS"]["accuracy"] == 1.0  # OS = -2 everywhere
+
+
+def test_same_seed_gives_identical_weights(table):
+    cfg = {**SMALL_CFG, "max_epochs": 2, "dropout": 0.1, "noise_std": 0.01, "shift_ev": 0.5}
+    first, _, _ = fit_spt(table, "nonO", cfg)
+    second, _, _ = fit_spt(table, "nonO", cfg)
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_checkpoint_round_trip_reproduces_predictions(table, trained, tmp_path):
+    model, meta, _ = trained
+    save_checkpoint(tmp_path / "spt.pt", model, {**meta, "dataset_hash": "abc123"})
+    loaded, loaded_meta = load_checkpoint(tmp_path / "spt.pt")
+    assert loaded_meta["dataset_hash"] == "abc123" and loaded_meta["elements"] == ["Co", "Mn"]
+    inputs = (table["spectrum"][:30], table["energy"][:30], table["element"][:30])
+    keep = table["element"][:30] != "O"
+    inputs = tuple(column[keep] for column in inputs)
+    original, reloaded = predict_table(model, meta, *inputs), predict_table(loaded, loaded_meta, *inputs)
+    for name in original:
+        np.testing.assert_array_equal(original[name]["pred"], reloaded[name]["pred"])
+        if original[name]["proba"] is not None:
+            np.testing.assert_array_equal(original[name]["proba"], reloaded[name]["proba"])
+
+
+def test_bad_inputs_raise_model_error(table, trained):
+    model, meta, _ = trained
+    spectra, energy = table["spectrum"][:2].copy(), table["energy"][:2]
+    spectra[1, 7] = np.nan
+    with pytest.raises(ModelError, match="NaN"):
+        predict_table(model, meta, spectra, energy, ["Co", "Mn"])
+    with pytest.raises(ModelError, match="grid"):
+        predict_table(model, meta, table["spectrum"][:2, :50], table["energy"][:2, :50], ["Co", "Mn"])
+    with pytest.raises(ModelError, match="Ni"):
+        predict_table(model, meta, table["spectrum"][:1], table["energy"][:1], ["Ni"])
+    with pytest.raises(ModelError):
+        model(torch.full((1, GRID), float("nan")), torch.zeros(1, GRID), torch.zeros(1, dtype=torch.long))
+    with pytest.raises(ModelError):
+        fit_spt(table, "nonO", {"d_modle": 8})
+
+
+def test_metrics_ignore_nan_truth():
+    assert metrics([1.0, 2.0, np.nan], [1.0, 1.0, 5.0], "classification") == \
+        {"f1_weighted": pytest.approx(1 / 3), "accuracy": 0.5, "n": 2}
+    regression = metrics([1.0, 2.0, 3.0, np.nan], [1.0, 2.0, 3.0, 0.0], "regression")
+    assert regression == {"r2": 1.0, "mae": 0.0, "n": 3}
