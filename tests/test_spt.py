@@ -51,6 +51,15 @@ def synthetic_table(n_structures: int = 60, seed: int = 0) -> dict:
             "element": element, "structure_id": sid, "split": split, "descriptors": descriptors}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors gain nothing from threads, and spinning OpenMP threads stall on a shared, busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def table():
     return synthetic_table()
@@ -62,7 +71,8 @@ def trained(table):
 
 
 def test_forward_shapes():
-    model = SPT(50, {"OS": 3, "NNRS": 0}, n_elements=2, d_model=16, top_k=3, window=4)
+    model = SPT(50, {"OS": 3, "NNRS": 0}, n_elements=2, d_model=16, n_blocks=2, top_k=3, kernel_sizes=(1, 3),
+                window=4, dropout=0.1)
     out = model(torch.rand(5, 50), torch.linspace(-10, 40, 50).expand(5, 50), torch.tensor([0, 1, 0, 1, 1]))
     assert out["OS"].shape == (5, 3)
     assert out["NNRS"].shape == (5,)

@@ -173,13 +173,12 @@ class SPT(nn.Module):
 
     heads maps each descriptor to its number of classes; 0 marks a regression head (one scalar per spectrum,
     on the standardised scale of the training targets). Joint mode passes all descriptors of a site group;
-    expert mode passes one.
+    expert mode passes one. The architecture arguments have no defaults here: train.DEFAULT_CFG holds them.
     """
 
-    def __init__(self, grid_len: int, heads: dict[str, int], n_elements: int = 0, d_model: int = 32,
-                 n_blocks: int = 2, top_k: int = 3, kernel_sizes: tuple[int, ...] = (1, 3), window: int = 6,
-                 dropout: float = 0.1, readout_dim: int = 64, energy_center: float = 0.0,
-                 energy_scale: float = 1.0):
+    def __init__(self, grid_len: int, heads: dict[str, int], n_elements: int = 0, *, d_model: int,
+                 n_blocks: int, top_k: int, kernel_sizes: tuple[int, ...], window: int, dropout: float,
+                 readout_dim: int = 64, energy_center: float = 0.0, energy_scale: float = 1.0):
         super().__init__()
         if grid_len < 4:
             raise ModelError(f"grid_len must be >= 4, got {grid_len}")
@@ -218,14 +217,15 @@ class SPT(nn.Module):
             raise ModelError(f"energy shape {tuple(energy.shape)} differs from spectrum shape {tuple(spectrum.shape)}")
         # One float64 sum per input is NaN/inf exactly when an element is (float32 values cannot overflow it),
         # and costs one pass instead of isfinite's four.
-        if not (torch.isfinite(spectrum.sum(dtype=torch.float64)) and torch.isfinite(energy.sum(dtype=torch.float64))):
+        if not all(torch.isfinite(values.sum(dtype=torch.float64)) for values in (spectrum, energy)):
             raise ModelError("spectrum or energy contains NaN or infinite values")
         if self.element_embedding is None:
             return
         if element is None or element.shape != spectrum.shape[:1]:
             raise ModelError("this model needs one absorbing-element index per spectrum")
-        if element.numel() and not (0 <= int(element.min()) and int(element.max()) < self.element_embedding.num_embeddings):
-            raise ModelError(f"element index out of range [0, {self.element_embedding.num_embeddings})")
+        n_elements = self.element_embedding.num_embeddings
+        if element.numel() and not (0 <= int(element.min()) and int(element.max()) < n_elements):
+            raise ModelError(f"element index out of range [0, {n_elements})")
 
     def forward(self, spectrum: torch.Tensor, energy: torch.Tensor,
                 element: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
