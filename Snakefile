@@ -21,9 +21,11 @@ include: "workflow/rules/descriptors.smk"
 include: "workflow/rules/feff.smk"
 include: "workflow/rules/shards.smk"
 include: "workflow/rules/reports.smk"
+include: "workflow/rules/models.smk"
 
 
 rule all:
     input:
         "results/reports/dataset_card.md",
+        "results/reports/metrics.md",
     default_target: True

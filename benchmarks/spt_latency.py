@@ -24,18 +24,24 @@ NON_O_HEADS = {"OS": 5, "CN": 6, "CN2": 10, "NNRS": 0, "PSGO": 8, "OCN": 6, "MOO
 
 
 def default_model(grid_len: int, seed: int = 0) -> SPT:
+    """Default hyper-parameters, energy scaling as training would set it, running amplitudes filled."""
     torch.manual_seed(seed)
-    model = SPT(grid_len, NON_O_HEADS, n_elements=4, **model_hparams(DEFAULT_CFG))
+    grid = energy_grid(grid_len)
+    model = SPT(grid_len, NON_O_HEADS, n_elements=4, energy_center=float(grid.mean()),
+                energy_scale=float(grid.std()), **model_hparams(DEFAULT_CFG))
     model.train()
     with torch.no_grad():
         for _ in range(5):
-            spectrum, energy, element = synthetic_inputs(64, grid_len)
-            model(spectrum, energy, element)
+            model(*synthetic_inputs(64, grid_len))
     return model.eval()
 
 
+def energy_grid(grid_len: int) -> torch.Tensor:
+    return torch.linspace(-20.0, 80.0, grid_len)
+
+
 def synthetic_inputs(batch: int, grid_len: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    energy = torch.linspace(-20.0, 80.0, grid_len).expand(batch, grid_len).contiguous()
+    energy = energy_grid(grid_len).expand(batch, grid_len).contiguous()
     spectrum = torch.sigmoid(energy / 2.0) + 0.05 * torch.randn(batch, grid_len)
     return spectrum, energy, torch.zeros(batch, dtype=torch.long)
 

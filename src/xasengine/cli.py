@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="spectrum files (XDI or two-column), folders of them, or HDF5 shards")
     p.add_argument("--model", required=True, help="checkpoint of a trained SPT (results/models/...)")
     p.add_argument("--element", help="absorbing element (default: from the XDI header)")
-    p.add_argument("--edge", default="K")
+    p.add_argument("--edge", default=None, help="absorption edge (default: from the XDI header, else K)")
     p.add_argument("--format", choices=["json", "csv"], default="json")
     p.add_argument("--config", default=None, help="config whose `spectra` section prepared the training data")
     p.set_defaults(func=_predict)

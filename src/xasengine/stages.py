@@ -61,3 +61,37 @@ def shard_stage(structure_ids: list[str], folders: dict, out_path: str, config: 
         structures.append(index[sid] | {"status": "failed" if problems else "ok", "message": "; ".join(problems)})
         engines.append(feff["engine_version"])
     write_shard(out_path, rows, structures, config, engines)
+
+
+def _training_table(shards: list[str]) -> tuple[dict, str]:
+    from .shards import dataset_hash, read_shards
+
+    return read_shards(shards, only_ok=True), dataset_hash(shards)
+
+
+def train_stage(shards: list[str], group: str, out_checkpoint: str, out_summary: str, train_cfg: dict,
+                targets: list[str] | None = None) -> None:
+    from .train import train_spt
+
+    table, data_hash = _training_table(shards)
+    cfg = dict(train_cfg["spt"], dataset_hash=data_hash)
+    summary = train_spt(table, group, out_checkpoint, cfg, targets=targets, device=train_cfg["device"])
+    write_json(out_summary, summary)
+
+
+def evaluate_stage(shards: list[str], checkpoint: str, out_json: str) -> None:
+    from .evaluate import evaluate_model
+    from .train import load_checkpoint
+
+    table, _ = _training_table(shards)
+    model, meta = load_checkpoint(checkpoint)
+    write_json(out_json, evaluate_model(model, meta, table, split="test") | {"model": "SPT", "checkpoint": checkpoint})
+
+
+def baseline_stage(shards: list[str], group: str, out_model: str, out_json: str, rf_cfg: dict) -> None:
+    from .models.baselines import fit_random_forest
+
+    table, data_hash = _training_table(shards)
+    _, scores = fit_random_forest(table, group, rf_cfg, out_path=out_model)
+    write_json(out_json, {"group": group, "split": "test", "model": "RandomForest", "dataset_hash": data_hash,
+                          "descriptors": scores})

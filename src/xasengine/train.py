@@ -12,8 +12,8 @@ import copy
 import os
 import random
 import sys
-import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -30,7 +30,7 @@ from xasengine.models.targets import (GROUP_TARGETS, IGNORE_INDEX, TargetSpec, b
 CHECKPOINT_FORMAT = "xasengine-spt/1"
 DEFAULT_CFG = {
     "d_model": 16,
-    "n_blocks": 2,
+    "n_blocks": 1,
     "top_k": 3,
     "kernel_sizes": (1, 3),
     "window": 5,
@@ -118,13 +118,13 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> N
     """Write via a temporary file in the same directory, then rename: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    # A unique name created by the writer itself, so the file gets the usual umask permissions (mkstemp: 0600).
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        write(tmp)
+        write(str(tmp))
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -37,3 +37,27 @@ def shard_inputs(wildcards):
         "descriptors": [f"results/descriptors/{s}.json" for s in sids],
         "feff": [f"results/feff/{s}.json" for s in sids],
     }
+
+
+GROUP_DESCRIPTORS = {
+    "nonO": ["OS", "CN", "CN2", "NNRS", "PSGO", "OCN", "MOOD"],
+    "O": ["OS", "CN", "CN2", "NNRS", "NNOSM", "PSGO"],
+}
+
+
+def expert_modes():
+    wanted = config["train"]["experts"]
+    return [f"expert-{g}-{d}" for g in config["train"]["groups"] for d in GROUP_DESCRIPTORS[g] if d in wanted]
+
+
+def metrics_inputs(wildcards):
+    groups = config["train"]["groups"]
+    spt = [f"results/metrics/spt-joint-{g}.json" for g in groups]
+    spt += [f"results/metrics/spt-{m}.json" for m in expert_modes()]
+    return spt + [f"results/metrics/rf-{g}.json" for g in groups]
+
+
+wildcard_constraints:
+    group="nonO|O",
+    descriptor="[A-Z0-9]+",
+    bucket="[0-9]+",

@@ -195,7 +195,10 @@ class SPT(nn.Module):
         self.grid_len = grid_len
         self.energy_center = energy_center
         self.energy_scale = energy_scale
-        self.token_embedding = nn.Conv1d(2, d_model, kernel_size=3, padding=1, padding_mode="replicate")
+        # Each energy point is embedded from (mu, E) at itself and its two neighbours: a width-3 convolution,
+        # written as unfold + Linear because that yields energy-major (B, T, C) memory directly and runs
+        # several times faster on CPU than Conv1d with two input channels.
+        self.token_embedding = nn.Linear(2 * 3, d_model)
         self.position_embedding = nn.Parameter(torch.randn(1, grid_len, d_model) * 0.02)
         self.element_embedding = nn.Embedding(n_elements, d_model) if n_elements else None
         self.embedding_dropout = nn.Dropout(dropout)
@@ -230,8 +233,10 @@ class SPT(nn.Module):
     def forward(self, spectrum: torch.Tensor, energy: torch.Tensor,
                 element: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         self.check_inputs(spectrum, energy, element)
-        channels = torch.stack([spectrum, (energy - self.energy_center) / self.energy_scale], dim=1)  # (B, 2, T)
-        x = self.token_embedding(channels).transpose(1, 2) + self.position_embedding
+        channels = torch.stack([spectrum, (energy - self.energy_center) / self.energy_scale], dim=-1)  # (B, T, 2)
+        edge_padded = torch.cat([channels[:, :1], channels, channels[:, -1:]], dim=1)
+        windows = edge_padded.unfold(1, 3, 1).flatten(2)  # (B, T, 6)
+        x = self.token_embedding(windows) + self.position_embedding
         if self.element_embedding is not None:
             x = x + self.element_embedding(element).unsqueeze(1)
         x = self.embedding_dropout(x)
