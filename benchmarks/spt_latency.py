@@ -53,9 +53,10 @@ def main() -> None:
     parser.add_argument("--single-runs", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--batch-runs", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     if args.checkpoint:
         model, _ = load_checkpoint(args.checkpoint)
     else:
@@ -85,10 +86,10 @@ def main() -> None:
         throughput = args.batch / np.median(seconds)
 
     hp = model.hparams
-    print(f"| model | grid | params | p50 ms | p95 ms | spectra/s (batch {args.batch}, median) | load avg |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"| model | grid | params | threads | p50 ms | p95 ms | spectra/s (batch {args.batch}, median) | load avg |")
+    print("|---|---|---|---|---|---|---|---|")
     print(f"| SPT d_model={hp['d_model']} blocks={hp['n_blocks']} top_k={hp['top_k']} "
-          f"kernels={list(hp['kernel_sizes'])} window={hp['window']} | {grid_len} | {n_params:,} "
+          f"kernels={list(hp['kernel_sizes'])} window={hp['window']} | {grid_len} | {n_params:,} | {args.threads} "
           f"| {p50:.2f} | {p95:.2f} | {throughput:,.0f} | {os.getloadavg()[0]:.1f} |")
 
 

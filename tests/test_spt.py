@@ -4,6 +4,7 @@ The site tables here are synthetic (peak position and width set by the labels, p
 learning is checkable in seconds; the real runs use the FEFF dataset.
 """
 
+import joblib
 import numpy as np
 import pytest
 import torch
@@ -131,16 +132,18 @@ def test_masked_loss_skips_unlabelled_sites():
     assert torch.all(logits.grad[[1, 3]] == 0) and torch.all(values.grad[[1, 3]] == 0)
 
 
-def test_training_beats_chance_and_random_forest_fits(table, trained):
+def test_training_beats_chance_and_random_forest_fits(table, trained, tmp_path):
     model, meta, summary = trained
     assert summary["best_epoch"] >= 1 and summary["n_sites"]["test"] == 24
     scores = evaluate_model(model, meta, table, split="test")["descriptors"]
     assert scores["OS"]["accuracy"] > 0.8  # three balanced classes: chance is 1/3
     assert scores["CN"]["accuracy"] > 0.8  # two classes: chance is 1/2
     assert scores["NNRS"]["n"] < 24  # NaN truths are left out of the score
-    _, rf_scores = fit_random_forest(table, "nonO", {"n_estimators": 50}, targets=["OS", "CN", "NNRS"])
+    _, rf_scores = fit_random_forest(table, "nonO", {"n_estimators": 50}, targets=["OS", "CN", "NNRS"],
+                                     out_path=tmp_path / "rf.joblib")
     assert rf_scores["OS"]["accuracy"] > 0.6
     assert rf_scores["NNRS"]["r2"] is not None
+    assert sorted(joblib.load(tmp_path / "rf.joblib")["forests"]) == ["CN", "NNRS", "OS"]
 
 
 def test_oxygen_group_trains_with_a_constant_descriptor(table, tmp_path):

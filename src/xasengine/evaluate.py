@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score
 
-from xasengine.errors import ModelError
-from xasengine.models.spt import SPT
-from xasengine.models.targets import TargetSpec, check_site_table, group_mask
+from .errors import ModelError
+from .models.spt import SPT
+from .models.targets import TargetSpec, check_finite_spectra, check_site_table, group_mask
 
 
 def _as_inputs(spectra, energy, elements, meta: dict, grid_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -22,9 +22,7 @@ def _as_inputs(spectra, energy, elements, meta: dict, grid_len: int) -> tuple[np
                          "regrid them first")
     if energy.shape != spectra.shape:
         raise ModelError(f"energy {energy.shape} must match spectra {spectra.shape}")
-    bad = ~(np.isfinite(spectra).all(axis=1) & np.isfinite(energy).all(axis=1))
-    if bad.any():
-        raise ModelError(f"{int(bad.sum())} spectra contain NaN or infinite values (first: row {int(np.argmax(bad))})")
+    check_finite_spectra(spectra, energy)
     elements = np.asarray(elements).astype(str).reshape(-1)
     if elements.shape != (spectra.shape[0],):
         raise ModelError(f"need one absorbing element per spectrum, got {elements.shape[0]} for {spectra.shape[0]}")

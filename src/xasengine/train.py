@@ -13,19 +13,18 @@ import os
 import random
 import sys
 import time
-import uuid
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from xasengine.errors import ModelError
-from xasengine.models.spt import SPT
-from xasengine.models.targets import (GROUP_TARGETS, IGNORE_INDEX, TargetSpec, build_target_specs,
-                                      check_site_table, group_mask)
+from .atomic import atomic_path
+from .errors import ModelError
+from .models.spt import SPT
+from .models.targets import (GROUP_TARGETS, IGNORE_INDEX, TargetSpec, build_target_specs,
+                                      check_finite_spectra, check_site_table, group_mask)
 
 CHECKPOINT_FORMAT = "xasengine-spt/1"
 DEFAULT_CFG = {
@@ -114,20 +113,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Write via a temporary file in the same directory, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique name created by the writer itself, so the file gets the usual umask permissions (mkstemp: 0600).
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(str(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 class _GroupData:
     """One group's sites as tensors: inputs, encoded targets, and split indices."""
 
@@ -140,8 +125,7 @@ class _GroupData:
                 raise ModelError(f"group {group!r} has no {name!r} sites; training needs both train and val")
         spectrum = np.asarray(table["spectrum"], dtype=np.float32)[rows]
         energy = np.asarray(table["energy"], dtype=np.float32)[rows]
-        if not (np.isfinite(spectrum).all() and np.isfinite(energy).all()):
-            raise ModelError(f"group {group!r} has NaN or infinite spectrum/energy values; filter failed sites first")
+        check_finite_spectra(spectrum, energy)
         descriptors = {name: np.asarray(values, dtype=np.float64)[rows]
                        for name, values in table["descriptors"].items()}
         elements = np.asarray(table["element"]).astype(str)[rows]
@@ -267,8 +251,8 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
 
 def save_checkpoint(path: str | os.PathLike, model: SPT, meta: dict) -> None:
     """Weights + metadata in one file, written atomically."""
-    checkpoint = {**meta, "state_dict": model.state_dict()}
-    write_atomically(path, lambda tmp: torch.save(checkpoint, tmp))
+    with atomic_path(path) as tmp:
+        torch.save({**meta, "state_dict": model.state_dict()}, tmp)
 
 
 def train_spt(table: dict, group: str, out_path: str | os.PathLike, cfg: dict | None = None,

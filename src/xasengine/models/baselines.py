@@ -13,10 +13,11 @@ import joblib
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
-from xasengine.errors import ModelError
-from xasengine.evaluate import metrics
-from xasengine.models.targets import GROUP_TARGETS, check_site_table, group_mask, target_kind
-from xasengine.train import write_atomically
+from ..atomic import atomic_path
+from ..errors import ModelError
+from ..evaluate import metrics
+from .targets import (GROUP_TARGETS, check_finite_spectra, check_site_table, group_mask,
+                                      target_kind)
 
 RF_DEFAULTS = {"n_estimators": 300, "max_depth": None, "min_samples_leaf": 1, "max_features": "sqrt", "seed": 0}
 
@@ -49,8 +50,7 @@ def fit_random_forest(table: dict, group: str, cfg: dict | None = None, targets:
     if not train.any():
         raise ModelError(f"group {group!r} has no training sites")
     spectra = np.asarray(table["spectrum"], dtype=np.float32)[rows]
-    if not np.isfinite(spectra).all():
-        raise ModelError(f"group {group!r} has NaN or infinite spectrum values; filter failed sites first")
+    check_finite_spectra(spectra, np.asarray(table["energy"])[rows])
     elements = np.asarray(table["element"]).astype(str)[rows]
     element_list = sorted(str(e) for e in set(elements[train]))
     features = rf_features(spectra, elements, element_list)
@@ -74,5 +74,6 @@ def fit_random_forest(table: dict, group: str, cfg: dict | None = None, targets:
     if out_path is not None:
         bundle = {"group": group, "elements": element_list, "grid_len": spectra.shape[1], "cfg": cfg,
                   "forests": forests, "metrics": scores}
-        write_atomically(out_path, lambda tmp: joblib.dump(bundle, tmp, compress=3))
+        with atomic_path(out_path) as tmp:
+            joblib.dump(bundle, tmp, compress=3)
     return forests, scores

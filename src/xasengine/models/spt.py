@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xasengine.errors import ModelError
+from ..errors import ModelError
 
 
 class MultiKernelConv2d(nn.Module):

@@ -1,4 +1,4 @@
-"""Descriptor targets: which descriptors a site group predicts, and how each is encoded for a model.
+"""Site groups, descriptor targets and site-table checks shared by the SPT, its evaluation and the baselines.
 
 Encodings are learnt from the training split only (class lists, regression scalers) so that nothing about
 validation or test leaks into the model; they are stored as plain dicts beside the weights.
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xasengine.errors import ModelError
+from ..errors import ModelError
 
 CLASSIFICATION = ("OS", "CN", "CN2", "OCN", "PSGO")
 REGRESSION = ("NNRS", "MOOD", "NNOSM")
@@ -19,8 +19,6 @@ GROUP_TARGETS = {
     "nonO": ("OS", "CN", "CN2", "NNRS", "PSGO", "OCN", "MOOD"),
 }
 IGNORE_INDEX = -1  # class index of a missing or never-trained-on value; skipped by the loss
-
-
 SITE_TABLE_KEYS = ("spectrum", "energy", "element", "structure_id", "split", "descriptors")
 
 
@@ -38,6 +36,14 @@ def check_site_table(table: dict) -> None:
     wrong = [key for key, values in columns.items() if np.shape(values) != (n_sites,)]
     if wrong:
         raise ModelError(f"site table columns {wrong} do not have one entry per site ({n_sites})")
+
+
+def check_finite_spectra(spectrum: np.ndarray, energy: np.ndarray) -> None:
+    """Refuse NaN/inf spectra, naming how many and the first row, so the failed site can be found."""
+    bad = ~(np.isfinite(spectrum).all(axis=1) & np.isfinite(energy).all(axis=1))
+    if bad.any():
+        raise ModelError(f"{int(bad.sum())} spectra contain NaN or infinite values (first: row {int(np.argmax(bad))}); "
+                         "leave failed sites out")
 
 
 def group_mask(elements: np.ndarray, group: str) -> np.ndarray:
