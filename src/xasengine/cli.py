@@ -22,7 +22,14 @@ def _export_cache(args) -> None:
 
     out = Path(args.out)
     shipped = FeffCache(out.parent / "_none_", out.parent).shipped_index() if out.parent.is_dir() else {}
-    new = [k for k in FeffCache(args.cache_dir).keys() if k not in shipped]
+    keys = FeffCache(args.cache_dir).keys()
+    if args.referenced_by:
+        import json
+
+        used = {site["feff_hash"] for doc in Path(args.referenced_by).glob("*.json")
+                for site in json.loads(doc.read_text())["sites"] if site["status"] == "ok"}
+        keys = [k for k in keys if k in used]
+    new = [k for k in keys if k not in shipped]
     if not new:
         print(f"nothing to pack: every entry of {args.cache_dir} is already in {out.parent}")
         return
@@ -45,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export-cache", help="pack FEFF cache entries not yet shipped beside --out into one HDF5 file")
     p.add_argument("--cache-dir", default="results/feff_cache")
     p.add_argument("--out", required=True)
+    p.add_argument("--referenced-by", default=None,
+                   help="only entries used by the FEFF results in this folder (e.g. results/feff)")
     p.set_defaults(func=_export_cache)
     p = sub.add_parser("predict", help="descriptors of measured or simulated spectra from a trained SPT")
     p.add_argument("inputs", nargs="+", help="spectrum files (XDI or two-column), folders of them, or HDF5 shards")
