@@ -81,7 +81,9 @@ def metrics(y_true, y_pred, kind: str) -> dict:
     if kind == "regression":
         if n == 0:
             return {"r2": None, "mae": None, "n": 0}
-        return {"r2": float(r2_score(y_true, y_pred)) if n >= 2 else None,
+        # R² is undefined for a single site or a constant truth (it would divide by ~0)
+        defined = n >= 2 and float(np.var(y_true)) > 1e-12
+        return {"r2": float(r2_score(y_true, y_pred)) if defined else None,
                 "mae": float(mean_absolute_error(y_true, y_pred)), "n": n}
     raise ModelError(f"metric kind must be 'classification' or 'regression', got {kind!r}")
 
@@ -94,6 +96,9 @@ def evaluate_model(model: SPT, meta: dict, table: dict, split: str = "test") -> 
     """
     check_site_table(table)
     rows = group_mask(table["element"], meta["group"]) & (np.asarray(table["split"]).astype(str) == split)
+    trained = np.isin(np.asarray(table["element"]).astype(str), meta["elements"] if meta["group"] == "nonO" else ["O"])
+    n_unseen_element = int((rows & ~trained).sum())
+    rows &= trained
     predictions = predict_table(model, meta, np.asarray(table["spectrum"])[rows], np.asarray(table["energy"])[rows],
                                 np.asarray(table["element"])[rows])
     scores = {}
@@ -103,5 +108,5 @@ def evaluate_model(model: SPT, meta: dict, table: dict, split: str = "test") -> 
         scores[spec.name] = {"kind": spec.kind, **metrics(truth, predictions[spec.name]["pred"], spec.kind)}
         if spec.kind == "classification":
             scores[spec.name]["n_unseen_class"] = spec.unseen_count(truth)
-    return {"group": meta["group"], "split": split, "n_sites": int(rows.sum()),
+    return {"group": meta["group"], "split": split, "n_sites": int(rows.sum()), "n_unseen_element": n_unseen_element,
             "dataset_hash": meta.get("dataset_hash"), "descriptors": scores}

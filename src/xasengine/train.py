@@ -118,7 +118,14 @@ class _GroupData:
 
     def __init__(self, table: dict, group: str, specs_from: tuple[str, ...]):
         rows = group_mask(table["element"], group)
-        split = np.asarray(table["split"]).astype(str)[rows]
+        all_elements = np.asarray(table["element"]).astype(str)
+        split_all = np.asarray(table["split"]).astype(str)
+        trained = set(all_elements[rows & (split_all == "train")])
+        # an element absent from training cannot be embedded: its val/test sites are left out and counted
+        seen = np.isin(all_elements, sorted(trained))
+        self.unseen_elements = {str(e): int(((all_elements == e) & rows).sum()) for e in set(all_elements[rows & ~seen])}
+        rows &= seen
+        split = split_all[rows]
         self.split_index = {name: np.flatnonzero(split == name) for name in ("train", "val", "test")}
         for name in ("train", "val"):
             if self.split_index[name].size == 0:
@@ -132,9 +139,6 @@ class _GroupData:
         train = self.split_index["train"]
         self.specs = build_target_specs(descriptors, train, specs_from)
         self.elements = sorted(str(e) for e in set(elements[train]))
-        unknown = sorted(set(elements) - set(self.elements))
-        if unknown:
-            raise ModelError(f"elements {unknown} occur in val/test but not in training for group {group!r}")
         self.spectrum = torch.from_numpy(spectrum)
         self.energy = torch.from_numpy(energy)
         self.element = torch.from_numpy(np.searchsorted(self.elements, elements).astype(np.int64))
@@ -231,6 +235,7 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
         "best_val_loss": best_val,
         "train_seconds": round(time.perf_counter() - started, 2),
         "unseen_labels": data.unseen,
+        "unseen_elements": data.unseen_elements,
         "history": history,
         "dataset_hash": cfg.get("dataset_hash"),
     }
@@ -244,7 +249,7 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
         "cfg": {**cfg, "kernel_sizes": list(cfg["kernel_sizes"])},
         "dataset_hash": cfg.get("dataset_hash"),
         "training": {key: summary[key] for key in ("n_sites", "epochs_run", "best_epoch", "best_val_loss",
-                                                   "train_seconds", "unseen_labels")},
+                                                   "train_seconds", "unseen_labels", "unseen_elements")},
     }
     return model, meta, summary
 

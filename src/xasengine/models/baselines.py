@@ -53,6 +53,7 @@ def fit_random_forest(table: dict, group: str, cfg: dict | None = None, targets:
     check_finite_spectra(spectra, np.asarray(table["energy"])[rows])
     elements = np.asarray(table["element"]).astype(str)[rows]
     element_list = sorted(str(e) for e in set(elements[train]))
+    test &= np.isin(elements, element_list)  # the same test sites the SPT is scored on
     features = rf_features(spectra, elements, element_list)
 
     forests, scores = {}, {}

@@ -59,6 +59,10 @@ class SpectralBandBlock(nn.Module):
     Training picks the top-k periods from the batch's mean Fourier amplitude, as TimesNet does, and keeps a
     running average of that amplitude; evaluation uses the running average so that a spectrum's prediction
     does not depend on which other spectra share its batch.
+
+    Bands are fused with per-sample attention instead of TimesNet's amplitude softmax: a spectral query
+    q = MLP(mean over energy of the input) scores each band's key k_b = W (mean over energy of band b),
+    weights = softmax_b(q . k_b / sqrt(C)), so the spectrum's content, not only its FFT, selects the bands.
     """
 
     def __init__(self, seq_len: int, d_model: int, top_k: int, kernel_sizes: tuple[int, ...],

@@ -48,7 +48,7 @@ def markdown(table: dict) -> str:
                 s = entry.get(model)
                 cells.append("" if s is None else f"{_fmt(s.get(key))} ({_fmt(s.get(second))})")
             spt, rf = entry.get("SPT joint", {}).get(key), entry.get("RF", {}).get(key)
-            verdict = "–" if spt is None or rf is None else ("yes" if spt > rf else "**no**")
+            verdict = "–" if spt is None or rf is None else "yes" if spt > rf else "tie" if spt == rf else "**no**"
             n = entry.get("SPT joint", entry.get("RF", {})).get("n", 0)
             lines.append(f"| {name} | {n} | " + " | ".join(cells) + f" | {verdict} |")
         lines.append("")
