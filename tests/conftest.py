@@ -72,9 +72,9 @@ def tiny_config(**overrides) -> dict:
     return config
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_workflow(tmp_path_factory):
-    """The tiny CI workflow, run once per test module (real FEFF10, `ci` preset)."""
+    """The tiny CI workflow, run once per test session (real FEFF10, `ci` preset, real training)."""
     wf = WorkflowCopy(tmp_path_factory.mktemp("wf"), tiny_config())
     wf.first_run = wf.snakemake()
     return wf

@@ -154,6 +154,9 @@ def test_killed_run_resumes_without_repeating_feff(tmp_path):
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    time.sleep(3)
+    orphans = subprocess.run(["pgrep", "-f", str(wf.root / "results")], capture_output=True, text=True).stdout
+    assert not orphans.strip(), "FEFF processes outlived the killed run"
     done_before = {p.stem for p in cache.glob("*/*.json")}
     finished_jobs = {p.stem for p in (wf.root / "results" / "feff").glob("*.json")}
     assert done_before, "no FEFF result finished before the kill"

@@ -39,12 +39,26 @@ def _load_models(model_path: str) -> dict:
     return models
 
 
+def _looks_numeric(path: Path) -> bool:
+    """Folder mode skips files such as a LICENSE.txt: the first data line must be numbers."""
+    try:
+        with open(path, errors="strict") as fh:
+            for line in fh:
+                if line.strip() and not line.lstrip().startswith("#"):
+                    [float(x) for x in line.replace(",", " ").split()]
+                    return True
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return False
+
+
 def _expand(inputs: list[str]) -> list[Path]:
     paths = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in SPECTRUM_SUFFIXES | {".h5"})
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() == ".h5"
+                           or (p.suffix.lower() in SPECTRUM_SUFFIXES and _looks_numeric(p)))
             if not found:
                 raise PredictError(f"folder {path} holds no spectrum files ({', '.join(sorted(SPECTRUM_SUFFIXES))}, .h5)")
             paths.extend(found)

@@ -221,6 +221,8 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
         elif epoch - best_epoch >= cfg["patience"]:
             break
     progress.close()
+    if best_state is None:
+        raise ModelError(f"validation loss was never finite for group {group!r}: training diverged; lower cfg['lr']")
     model.load_state_dict(best_state)
     model.eval()
 

@@ -5,6 +5,7 @@ rule dataset_card:
     output:
         card="results/reports/dataset_card.md",
         summary="results/reports/dataset_card.json",
+        split="results/reports/split.tsv",
         failures=report("results/reports/failures.tsv", category="Dataset", caption="../report/failures.rst"),
         spectra=report("results/reports/example_spectra.png", category="Dataset", caption="../report/spectra.rst"),
         counts=report("results/reports/counts.png", category="Dataset", caption="../report/counts.rst"),

@@ -29,10 +29,19 @@ def engine_version(engine: str, executable: str) -> str:
     return f"external {executable}"
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the job process dies (e.g. snakemake killed), so FEFF never runs orphaned."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _run_process(cmd: list[str], workdir: Path, timeout: float) -> None:
     """Own process group, so a timeout kills FEFF's stage workers too."""
     with open(workdir / "feff.log", "w") as log:
-        proc = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_die_with_parent)
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

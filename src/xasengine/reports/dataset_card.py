@@ -166,6 +166,9 @@ def write_dataset_card(shard_paths, structure_failures_tsv, outputs: dict) -> di
     failures = collect_failures(table, shard_paths, structure_failures_tsv)
     summary = summarize(table, failures, shard_paths)
     write_text(outputs["failures"], tsv_text(failures, FAILURE_COLUMNS))
+    pairs = sorted(set(zip(table["structure_id"], table["split"])))
+    write_text(outputs["split"], tsv_text([{"structure_id": sid, "split": sp} for sid, sp in pairs],
+                                          ["structure_id", "split"]))
     write_json(outputs["summary"], summary)
     _plot_spectra(table, Path(outputs["spectra"]))
     _plot_counts(summary, Path(outputs["counts"]))

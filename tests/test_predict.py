@@ -1,0 +1,84 @@
+"""`xasengine predict` on the tiny workflow's trained SPT: measured XDI spectra and bad inputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+XDI = Path(__file__).resolve().parents[2] / "shared" / "data" / "experimental-xanes"
+pytestmark = pytest.mark.workflow
+
+
+def _predict(wf, *args):
+    cmd = [sys.executable, "-m", "xasengine.cli", "predict", "--model", str(wf.root / "results" / "models"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.skipif(not XDI.exists(), reason="shared experimental data not present")
+def test_predicts_measured_spectra_folder(tiny_workflow):
+    proc = _predict(tiny_workflow, str(XDI))
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)
+    assert len(results) == len(list(XDI.glob("*.xdi")))
+    for r in results:
+        assert r["element"] in {"Mn", "Ni", "Co"}
+        os_pred = r["descriptors"]["OS"]
+        assert abs(sum(os_pred["probabilities"].values()) - 1) < 1e-3
+        assert str(int(os_pred["value"])) in os_pred["probabilities"]
+    mno = next(r for r in results if r["source"].endswith("MnO_rt_01.xdi"))
+    assert 6535 < mno["e0"] < 6560
+    csv = _predict(tiny_workflow, str(XDI / "MnO2_rt_01.xdi"), "--format", "csv")
+    assert csv.returncode == 0 and csv.stdout.splitlines()[0].startswith("source,element,edge,e0")
+
+
+def test_predicts_a_shard(tiny_workflow):
+    shard = sorted((tiny_workflow.root / "results" / "shards").glob("*.h5"))[0]
+    proc = _predict(tiny_workflow, str(shard))
+    assert proc.returncode == 0, proc.stderr
+    assert all("#" in r["source"] for r in json.loads(proc.stdout))
+
+
+def _two_column(path, energy, mu):
+    np.savetxt(path, np.column_stack([energy, mu]))
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("nan", "NaN"),
+        ("unsorted", "strictly increasing"),
+        ("short", "grid needs"),
+        ("element", "not Fe"),
+        ("binary", "not a text spectrum"),
+        ("missing", "not found"),
+    ],
+)
+def test_bad_input_gives_one_error_line_and_nonzero_exit(tiny_workflow, tmp_path, kind, message):
+    energy = np.linspace(7650, 7800, 300)
+    mu = 0.5 + np.arctan((energy - 7712) / 2) / np.pi
+    element = ["--element", "Co"]
+    if kind == "nan":
+        mu[100] = np.nan
+        path = _two_column(tmp_path / "s.dat", energy, mu)
+    elif kind == "unsorted":
+        path = _two_column(tmp_path / "s.dat", energy[::-1].copy(), mu)
+    elif kind == "short":
+        keep = energy < 7745  # post-edge present, but the grid reaches E0+40 eV
+        path = _two_column(tmp_path / "s.dat", energy[keep], mu[keep])
+    elif kind == "element":
+        path, element = _two_column(tmp_path / "s.dat", energy, mu), ["--element", "Fe"]
+    elif kind == "binary":
+        path = tmp_path / "s.dat"
+        path.write_bytes(b"\x00\xff\xfe\x89binary")
+    else:
+        path = tmp_path / "nope.xdi"
+    proc = _predict(tiny_workflow, str(path), *element)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("xasengine: error") and message in lines[0], proc.stderr
