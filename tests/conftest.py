@@ -34,8 +34,9 @@ class WorkflowCopy:
         self.config_path.write_text(yaml.safe_dump(config))
 
     def snakemake(self, *args: str, check: bool = True, timeout: float = 1200) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(self.config_path),
-               "--rerun-incomplete", *args]
+        # targets and flags first: --configfile takes every following word as a file
+        cmd = [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--rerun-incomplete",
+               "--configfile", str(self.config_path)]
         proc = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")

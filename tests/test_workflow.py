@@ -146,12 +146,13 @@ def test_killed_run_resumes_without_repeating_feff(tmp_path):
     config = tiny_config(structures={"library_ids": ["lib-co3o4-spinel", "lib-coo-rocksalt"]})
     wf = WorkflowCopy(tmp_path, config)
     cache = wf.root / "results" / "feff_cache"
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(wf.config_path), CARD]
+    cmd = [sys.executable, "-m", "snakemake", CARD, "--cores", "2", "--configfile", str(wf.config_path)]
     proc = subprocess.Popen(cmd, cwd=wf.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 600
-    while time.time() < deadline and len(list(cache.glob("*/*.json"))) < 1:
+    while time.time() < deadline and len(list(cache.glob("*/*.json"))) < 1 and proc.poll() is None:
         time.sleep(0.5)
+    assert proc.poll() is None, "the run ended before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     time.sleep(3)
