@@ -196,3 +196,10 @@ def test_killed_run_resumes_without_repeating_feff(tmp_path):
         with h5py.File(path) as fh:
             assert fh.attrs["schema_version"] == SCHEMA_VERSION
     assert not list((wf.root / "results").rglob("*.tmp"))
+
+
+def test_html_report(tiny_workflow):
+    wf = tiny_workflow
+    wf.snakemake("--report", "report.html")
+    html = (wf.root / "report.html").read_text(errors="replace")
+    assert "dataset_card" in html or "example_spectra" in html
