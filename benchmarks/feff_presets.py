@@ -1,10 +1,11 @@
 """Choose the `default` FEFF preset by measurement: cheaper presets against `paper` on the same sites.
 
 For every site and preset: FEFF10 seconds, then on the common E0-aligned grid the cosine similarity of the
-normalised spectra and of their first derivatives, and the E0 shift. Results are cached (results/feff_cache),
-so a rerun only recomputes what is missing.
+normalised spectra and of their first derivatives, and the E0 shift. Finished (structure, preset) pairs are kept in
+--out and a rerun skips them (FEFF results are also cached in results/feff_cache).
 
     python benchmarks/feff_presets.py [--out benchmarks/results/feff_presets.json]
+    python benchmarks/feff_presets.py --summary-only   # the table from what --out holds
 """
 
 from __future__ import annotations
@@ -48,17 +49,25 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="benchmarks/results/feff_presets.json")
     parser.add_argument("--cache-dir", default="results/feff_cache")
+    parser.add_argument("--summary-only", action="store_true")
     args = parser.parse_args()
     config = validate_config({})
+    if args.summary_only:
+        summarize(json.loads(Path(args.out).read_text())["rows"], config["spectra"], args.out)
+        return
     protos = {p.id: p for p in load_prototypes()}
     missing = sorted(set(SITES) - set(protos))
     if missing:
         raise SystemExit(f"prototypes missing from the library: {missing}")
-    rows = []
+    # resume: (structure, candidate) pairs already in --out (committed with the repo) are not recomputed
+    rows = json.loads(Path(args.out).read_text())["rows"] if Path(args.out).exists() else []
+    done = {(r["structure"], r["candidate"]) for r in rows}
     for pid, elements in SITES.items():
         record = StructureRecord(pid, protos[pid].structure, "library", "prototype")
         manifest = site_manifest(record, elements, "K", 0.01)
         for name, (preset, overrides) in CANDIDATES.items():
+            if (pid, name) in done:
+                continue
             feff_cfg = dict(config["feff"], preset=preset, overrides=overrides, cache_dir=args.cache_dir,
                             shipped_cache=None)
             t0 = time.perf_counter()
