@@ -169,16 +169,17 @@ def read_shards(paths, only_ok: bool = False) -> dict:
     table["descriptors"] = {k: np.concatenate([p["descriptors"][k] for p in parts]) for k in parts[0]["descriptors"]}
     for key in ("element", "structure_id", "split", "status", "edge"):
         table[key] = table[key].astype(str)
-    if only_ok:
-        keep = table["status"] == "ok"
-        table = {k: v[keep] for k, v in table.items() if k != "descriptors"} | {
-            "descriptors": {k: v[keep] for k, v in table["descriptors"].items()}
-        }
-    return table
+    return select_rows(table, table["status"] == "ok") if only_ok else table
 
 
-def dataset_hash(paths) -> str:
-    """Hash of the shard contents' identity (site keys, FEFF hashes, split), for checkpoint provenance."""
-    table = read_shards(sorted(paths))
+def select_rows(table: dict, keep: np.ndarray) -> dict:
+    return {k: v[keep] for k, v in table.items() if k != "descriptors"} | {
+        "descriptors": {k: v[keep] for k, v in table["descriptors"].items()}
+    }
+
+
+def table_hash(table: dict) -> str:
+    """Hash of a whole site table's identity (site keys, FEFF hashes, split), for checkpoint provenance;
+    independent of row order."""
     keys = sorted(zip(table["structure_id"], table["site_index"].tolist(), table["feff_hash"], table["split"]))
     return stable_hash(keys)

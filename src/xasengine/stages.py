@@ -64,9 +64,11 @@ def shard_stage(structure_ids: list[str], folders: dict, out_path: str, config: 
 
 
 def _training_table(shards: list[str]) -> tuple[dict, str]:
-    from .shards import dataset_hash, read_shards
+    """Usable sites and the hash of the whole dataset, from one read of the shards."""
+    from .shards import read_shards, select_rows, table_hash
 
-    return read_shards(shards, only_ok=True), dataset_hash(shards)
+    table = read_shards(shards)
+    return select_rows(table, table["status"] == "ok"), table_hash(table)
 
 
 def train_stage(shards: list[str], group: str, out_checkpoint: str, out_summary: str, train_cfg: dict,
@@ -81,9 +83,10 @@ def train_stage(shards: list[str], group: str, out_checkpoint: str, out_summary:
 
 def evaluate_stage(shards: list[str], checkpoint: str, out_json: str) -> None:
     from .evaluate import evaluate_model
+    from .shards import read_shards
     from .train import load_checkpoint
 
-    table, _ = _training_table(shards)
+    table = read_shards(shards, only_ok=True)
     model, meta = load_checkpoint(checkpoint)
     write_json(out_json, evaluate_model(model, meta, table, split="test") | {"model": "SPT", "checkpoint": checkpoint})
 
