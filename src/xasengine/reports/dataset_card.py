@@ -9,7 +9,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..atomic import atomic_path, write_json, write_text
+from ..atomic import write_json, write_text
+from .figures import pyplot, save_png
 from ..descriptors import DESCRIPTORS_NON_O, DESCRIPTORS_O
 from ..shards import read_shards
 from ..structures.collect import FAILURE_COLUMNS, read_tsv, tsv_text
@@ -117,10 +118,7 @@ def markdown(summary: dict, failures: list[dict]) -> str:
 
 
 def _plot_spectra(table: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     ok = table["status"] == "ok"
     elements = [e for e in ("Co", "Mn", "Ni", "Li", "O") if np.any((table["element"] == e) & ok)]
@@ -136,16 +134,11 @@ def _plot_spectra(table: dict, path: Path) -> None:
         ax.legend(fontsize=5)
     axes[0][0].set_ylabel("normalised μ")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def _plot_counts(summary: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     edges = list(summary["sites_per_edge"])
     ok = [summary["sites_per_edge"][e]["ok"] for e in edges]
@@ -156,9 +149,7 @@ def _plot_counts(summary: dict, path: Path) -> None:
     ax.set_ylabel("nonequivalent sites")
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def write_dataset_card(shard_paths, structure_failures_tsv, outputs: dict) -> dict:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..atomic import atomic_path, write_json, write_text
+from ..atomic import write_json, write_text
+from .figures import pyplot, save_png
 
 MAIN_SCORE = {"classification": "f1_weighted", "regression": "r2"}
 
@@ -56,10 +57,7 @@ def markdown(table: dict) -> str:
 
 
 def _plot(table: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
 
     groups = list(table)
@@ -75,9 +73,7 @@ def _plot(table: dict, path: Path) -> None:
         ax.set_title(f"{group} sites: F1 (classes) / R² (regression)")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def write_metrics_table(paths: list[str], outputs: dict) -> dict:
