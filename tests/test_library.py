@@ -3,7 +3,7 @@
 import os
 import subprocess
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,6 +13,7 @@ from pymatgen.core import Composition
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from xasengine.errors import StructureError
+from xasengine.structures.reference import read_reference_ids, select_reference
 from xasengine.structures.library import (
     DEFAULT_PROTOTYPES,
     TINY_IDS,
@@ -64,8 +65,13 @@ def by_id(library):
 
 
 @pytest.fixture(scope="module")
-def site_counts(library):
-    return count_nonequivalent_sites(library)
+def counts_per_entry(library):
+    return {entry.id: count_nonequivalent_sites([entry]) for entry in library}
+
+
+@pytest.fixture(scope="module")
+def site_counts(counts_per_entry):
+    return sum(counts_per_entry.values(), Counter())
 
 
 @pytest.mark.parametrize("entry_id", sorted(REQUIRED_PROTOTYPES))
@@ -215,3 +221,32 @@ def test_unknown_id_is_an_error():
 def test_max_sites_limits_cell_size():
     small = build_library(max_sites=30)
     assert small and all(len(e.structure) <= 30 for e in small)
+
+
+def test_reference_subset_is_current_and_meets_the_dataset_targets(library, counts_per_entry):
+    """The shipped id list is what the selection gives on today's library, so it cannot silently go stale."""
+    ids = read_reference_ids()
+    assert ids == select_reference(counts_per_entry, {e.id: e.family for e in library})
+    total = sum((counts_per_entry[i] for i in ids), Counter())
+    assert sum(total.values()) >= 3000
+    assert min(total["Co"], total["Mn"], total["Ni"]) >= 500
+    families = {e.id: e.family for e in library}
+    lixcoo2 = [e.id for e in library if e.family == "delithiation-LixCoO2"]
+    assert lixcoo2 and set(lixcoo2) <= set(ids)
+    assert {families[i] for i in ids} >= {"prototype", "substitution-rocksalt", "substitution-spinel",
+                                          "substitution-layered"}
+
+
+def test_reference_list_missing_names_the_rebuild_command(tmp_path):
+    with pytest.raises(StructureError, match="python -m xasengine.structures.reference"):
+        read_reference_ids(tmp_path / "nope.txt")
+
+
+def test_default_config_collects_the_reference_subset():
+    from xasengine.config import validate_config
+    from xasengine.structures.collect import collect_structures
+
+    options = validate_config({})["structures"]
+    assert options["library_subset"] == "reference"
+    records, failures = collect_structures(options)
+    assert [r.id for r in records] == read_reference_ids() and failures == []

@@ -20,8 +20,12 @@ def _library_records(options: dict) -> list[StructureRecord]:
     ids = options["library_ids"]
     if options["library_subset"] == "tiny" and ids is None:
         ids = list(library.TINY_IDS)
+    if options["library_subset"] == "reference" and ids is None:
+        from .reference import read_reference_ids
+
+        ids = read_reference_ids()
     entries = library.build_library(
-        include_derivatives=options["library_subset"] == "all",
+        include_derivatives=options["library_subset"] in ("all", "reference"),
         max_sites=10**6,  # filtered below, so oversize cells are reported rather than silently absent
         only_ids=ids,
     )
