@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -51,7 +52,30 @@ def main() -> None:
     n_sites = sum(len(json.loads(p.read_text())["sites"]) for p in (root / "results" / "feff").glob("*.json"))
     print(f"| {Path(args.configfile).name} preset {config['feff'].get('preset')} | {n_sites} sites | wall {wall:.1f} s "
           f"| FEFF {feff:.1f} s | overhead {(wall - feff) / feff * 100:.1f} % |")
+    for rule, (n, seconds) in sorted(job_seconds(proc.stderr).items(), key=lambda kv: -kv[1][1]):
+        print(f"  {rule}: {n} jobs, {seconds:.1f} s")
     shutil.rmtree(root)
+
+
+def job_seconds(log: str) -> dict[str, tuple[int, float]]:
+    """Seconds per rule from Snakemake's log: with one core, a job runs from its start stamp to the next stamp."""
+    stamps, rules = [], []
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("[") and line.endswith("]") and i + 1 < len(lines):
+            stamp = datetime.strptime(line[1:-1], "%a %b %d %H:%M:%S %Y")
+            nxt = lines[i + 1].strip()
+            if nxt.startswith(("rule ", "localrule ", "checkpoint ", "localcheckpoint ")):
+                rules.append((nxt.split()[-1].rstrip(":"), stamp))
+            elif nxt.startswith("Finished jobid"):
+                stamps.append((nxt.split("Rule: ")[-1].rstrip(")"), stamp))
+    out: dict[str, tuple[int, float]] = {}
+    for rule, start in rules:
+        end = next((t for r, t in stamps if r == rule and t >= start), start)
+        stamps = [(r, t) for r, t in stamps if not (r == rule and t == end)] if end != start else stamps
+        n, total = out.get(rule, (0, 0.0))
+        out[rule] = (n + 1, total + (end - start).total_seconds())
+    return out
 
 
 if __name__ == "__main__":
