@@ -29,3 +29,9 @@ rule all:
         "results/reports/dataset_card.md",
         "results/reports/metrics.md",
     default_target: True
+
+
+# FEFF for every structure and nothing downstream: the long dataset-generation run (resumable).
+rule feff_all:
+    input:
+        all_feff,

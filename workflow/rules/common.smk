@@ -13,6 +13,10 @@ def structure_ids():
         return [row["structure_id"] for row in csv.DictReader(fh, delimiter="\t")]
 
 
+def all_feff(wildcards):
+    return [f"results/feff/{s}.json" for s in structure_ids()]
+
+
 def bucket_of(sid):
     # same as xasengine.shards.bucket_of; repeated here so that planning imports nothing heavy
     return int(hashlib.sha256(sid.encode()).hexdigest(), 16) % config["shards"]["n_buckets"]
