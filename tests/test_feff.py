@@ -66,3 +66,24 @@ def test_timeout_is_recorded_not_raised(coo, tmp_path):
     (site,) = result["sites"]
     assert site["status"] == "failed" and "timeout" in site["message"]
     assert (tmp_path / "work" / "lib-coo-test" / "site0000" / "feff.inp").exists()  # kept for debugging
+
+
+def test_cached_only_uses_the_shipped_results_and_never_runs_feff(tmp_path):
+    """Training on the shipped dataset must not start hours of FEFF for sites nobody computed yet."""
+    from pathlib import Path
+
+    from xasengine.structures.io import read_structure_file
+    from xasengine.structures.library import build_library
+
+    entry = build_library(only_ids=["lib-coo-rocksalt"])[0]
+    coo = StructureRecord(entry.id, entry.structure, "library", entry.family)
+    cfg = validate_config({"feff": {"cached_only": True, "cache_dir": str(tmp_path / "cache")}})["feff"]
+    shipped = run_structure(coo, site_manifest(coo, ["Co", "O"], "K", 0.01), cfg, tmp_path / "work")
+    assert [(s["status"], s["cached"]) for s in shipped["sites"]] == [("ok", True), ("ok", True)]
+
+    strained = read_structure_file(Path(__file__).parent / "data" / "NiO_strained.cif")
+    nio = StructureRecord("lib-extra-nio", strained, "extra", "extra")
+    result = run_structure(nio, site_manifest(nio, ["Ni"], "K", 0.01), cfg, tmp_path / "work")
+    assert [s["status"] for s in result["sites"]] == ["not_computed"]
+    assert "cached_only" in result["sites"][0]["message"]
+    assert not (tmp_path / "work").exists()

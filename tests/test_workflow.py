@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import DATA, WorkflowCopy, tiny_config
+from conftest import DATA, REPO, WorkflowCopy, tiny_config
 from xasengine.shards import SCHEMA_VERSION, read_shards
 from xasengine.structures.collect import read_tsv
 from xasengine.structures.library import TINY_IDS
@@ -160,6 +160,22 @@ def test_unprocessable_structures_are_recorded(tmp_path):
     assert all(r["stage"] == "structures" for r in rows.values())
     table = read_shards(sorted((wf.root / "results" / "shards").glob("*.h5")))
     assert set(table["structure_id"]) == {"lib-coo-rocksalt"} and (table["status"] == "ok").all()
+
+
+def test_cached_only_run_reports_what_was_not_computed(tmp_path):
+    """feff.cached_only: shipped sites are used, the rest is counted as not computed and FEFF never starts."""
+    config = tiny_config(
+        structures={"library_ids": ["lib-coo-rocksalt"], "extra_files": [str(DATA / "NiO_strained.cif")]},
+        feff={"preset": "default", "cached_only": True, "shipped_cache": str(REPO / "resources" / "feff_cache")},
+    )
+    wf = WorkflowCopy(tmp_path, config)
+    wf.snakemake(CARD)
+    summary = json.loads((wf.root / "results" / "reports" / "dataset_card.json").read_text())
+    assert summary["n_sites_ok"] == 2 and summary["n_sites_not_computed"] == 2  # CoO: Co + O; strained NiO: Ni + O
+    assert summary["sites_per_edge"]["Ni-K"] == {"ok": 0, "failed": 0, "not_computed": 1}
+    assert "not computed" in (wf.root / "results" / "reports" / "dataset_card.md").read_text()
+    assert _failure_rows(wf) == []
+    assert not (wf.root / "results" / "feff_work").exists()
 
 
 def test_killed_run_resumes_without_repeating_feff(tmp_path):

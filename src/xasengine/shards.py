@@ -3,7 +3,7 @@
 Schema (SCHEMA_VERSION 1), all arrays of length N = sites in the shard:
   attrs: schema_version, xasengine_version, config_hash, config_json, package_versions (JSON), feff_engines
   sites/structure_id, sites/site_index, sites/multiplicity, sites/element, sites/edge, sites/wyckoff,
-  sites/feff_hash, sites/status ("ok" | "failed"), sites/message, sites/split, sites/os_method
+  sites/feff_hash, sites/status ("ok" | "failed" | "not_computed": absent from the FEFF cache under feff.cached_only), sites/message, sites/split, sites/os_method
   sites/e0 (eV), sites/edge_step, sites/energy (N,G) relative grid, sites/spectrum (N,G) normalised mu
   sites/raw_energy, sites/raw_mu (N,R) padded with NaN, sites/raw_length
   sites/feff_seconds

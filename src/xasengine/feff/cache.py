@@ -11,6 +11,8 @@ import numpy as np
 
 from ..atomic import atomic_path, write_json
 
+NOT_COMPUTED = "not_computed"  # site status under feff.cached_only: absent from every cache, FEFF not run
+
 
 def cache_key(inp_text: str, engine_version: str) -> str:
     return hashlib.sha256((engine_version + "\n" + inp_text).encode()).hexdigest()

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from ..errors import FeffRunError, XasEngineError
 from .cache import FeffCache, cache_key
 from .inputs import feff_input_text
+from .cache import NOT_COMPUTED
 from .presets import resolve_preset
 
 
@@ -100,6 +101,12 @@ def run_structure(record, manifest: dict, feff_cfg: dict, workroot: str | Path) 
             key = cache_key(inp, version)
             row.update(feff_hash=key, feff_input=inp, prepare_seconds=time.perf_counter() - t0)
             entry = cache.get(key)
+            if entry is None and feff_cfg.get("cached_only"):
+                row.update(status=NOT_COMPUTED, message="not in the FEFF cache and feff.cached_only is set",
+                           energy=[], mu=[], feff_seconds=float("nan"), cached=False)
+                row["total_seconds"] = time.perf_counter() - t0
+                rows.append(row)
+                continue
             if entry is None:
                 workdir = Path(workroot) / record.id / f"site{site['site_index']:04d}"
                 entry = run_feff_input(inp, workdir, feff_cfg)

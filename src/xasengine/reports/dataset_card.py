@@ -12,6 +12,7 @@ import numpy as np
 from ..atomic import write_json, write_text
 from .figures import pyplot, save_png
 from ..descriptors import DESCRIPTORS_NON_O, DESCRIPTORS_O
+from ..feff.cache import NOT_COMPUTED
 from ..shards import read_shards
 from ..structures.collect import FAILURE_COLUMNS, read_tsv, tsv_text
 
@@ -34,7 +35,7 @@ def _structure_failures(shard_paths) -> list[dict]:
 
 def collect_failures(table: dict, shard_paths, structure_failures_tsv) -> list[dict]:
     rows = list(read_tsv(structure_failures_tsv)) + _structure_failures(shard_paths)
-    for i in np.flatnonzero(table["status"] != "ok"):
+    for i in np.flatnonzero(table["status"] == "failed"):
         message = str(table["message"][i])
         stage = "spectra" if message.startswith("spectra:") else "feff"
         rows.append({"structure_id": table["structure_id"][i], "site_index": int(table["site_index"][i]),
@@ -49,8 +50,10 @@ def summarize(table: dict, failures: list[dict], shard_paths) -> dict:
         "n_structures": int(len(set(table["structure_id"]))),
         "n_sites": int(len(table["status"])),
         "n_sites_ok": int(ok.sum()),
-        "sites_per_edge": {f"{el}-{edge}": {"ok": int(((table["element"] == el) & (table["edge"] == edge) & ok).sum()),
-                                             "failed": int(((table["element"] == el) & (table["edge"] == edge) & ~ok).sum())}
+        "n_sites_not_computed": int((table["status"] == NOT_COMPUTED).sum()),
+        "sites_per_edge": {f"{el}-{edge}": {status: int(((table["element"] == el) & (table["edge"] == edge)
+                                                         & (table["status"] == status)).sum())
+                                            for status in ("ok", "failed", NOT_COMPUTED)}
                            for el in elements for edge in sorted(set(table["edge"][table["element"] == el]))},
         "split_sites": {s: int(((table["split"] == s) & ok).sum()) for s in ("train", "val", "test")},
         "split_structures": {s: int(len(set(table["structure_id"][table["split"] == s]))) for s in ("train", "val", "test")},
@@ -91,9 +94,11 @@ def summarize(table: dict, failures: list[dict], shard_paths) -> dict:
 def markdown(summary: dict, failures: list[dict]) -> str:
     lines = ["# Dataset card", "",
              f"{summary['n_structures']} structures, {summary['n_sites']} nonequivalent absorbing sites "
-             f"({summary['n_sites_ok']} with a usable spectrum).", "",
-             "## Sites per absorption edge", "", "| edge | ok | failed |", "|---|---:|---:|"]
-    lines += [f"| {k} | {v['ok']} | {v['failed']} |" for k, v in summary["sites_per_edge"].items()]
+             f"({summary['n_sites_ok']} with a usable spectrum"
+             + (f", {summary['n_sites_not_computed']} not computed: absent from the FEFF cache under feff.cached_only"
+                if summary["n_sites_not_computed"] else "") + ").", "",
+             "## Sites per absorption edge", "", "| edge | ok | failed | not computed |", "|---|---:|---:|---:|"]
+    lines += [f"| {k} | {v['ok']} | {v['failed']} | {v[NOT_COMPUTED]} |" for k, v in summary["sites_per_edge"].items()]
     lines += ["", "## Material-wise split", "", "| split | structures | sites (ok) |", "|---|---:|---:|"]
     lines += [f"| {s} | {summary['split_structures'][s]} | {summary['split_sites'][s]} |" for s in ("train", "val", "test")]
     lines += ["", "## Class balance of categorical descriptors", ""]
@@ -143,9 +148,12 @@ def _plot_counts(summary: dict, path: Path) -> None:
     edges = list(summary["sites_per_edge"])
     ok = [summary["sites_per_edge"][e]["ok"] for e in edges]
     bad = [summary["sites_per_edge"][e]["failed"] for e in edges]
+    skipped = [summary["sites_per_edge"][e][NOT_COMPUTED] for e in edges]
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.bar(edges, ok, label="ok")
     ax.bar(edges, bad, bottom=ok, label="failed")
+    if any(skipped):
+        ax.bar(edges, skipped, bottom=[a + b for a, b in zip(ok, bad)], label="not computed", color="0.8")
     ax.set_ylabel("nonequivalent sites")
     ax.legend()
     fig.tight_layout()
