@@ -154,6 +154,15 @@ def test_oxygen_group_trains_with_a_constant_descriptor(table, tmp_path):
     assert evaluate_model(model, meta, table)["descriptors"]["OS"]["accuracy"] == 1.0  # OS = -2 everywhere
 
 
+def test_default_training_keeps_the_last_epoch_and_scales_inputs_on_train(table):
+    model, _, summary = fit_spt(table, "nonO", {**SMALL_CFG, "max_epochs": 3, "patience": None})
+    assert summary["epochs_run"] == 3 and summary["best_epoch"] == 3
+    train = (table["split"] == "train") & (table["element"] != "O")
+    expected = torch.from_numpy(table["spectrum"][train]).mean(dim=0)
+    assert torch.allclose(model.spectrum_mean, expected, atol=1e-5)
+    assert torch.all(model.spectrum_std > 0)
+
+
 def test_same_seed_gives_identical_weights(table):
     cfg = {**SMALL_CFG, "max_epochs": 2, "dropout": 0.1, "noise_std": 0.01, "shift_ev": 0.5}
     first, _, _ = fit_spt(table, "nonO", cfg)
@@ -189,6 +198,8 @@ def test_bad_inputs_raise_model_error(table, trained):
         predict_table(model, meta, table["spectrum"][:1], table["energy"][:1], ["Ni"])
     with pytest.raises(ModelError):
         model(torch.full((1, GRID), float("nan")), torch.zeros(1, GRID), torch.zeros(1, dtype=torch.long))
+    with pytest.raises(ModelError, match="increase"):  # dmu/dE needs a strictly increasing energy axis
+        model(torch.rand(1, GRID), torch.zeros(1, GRID), torch.zeros(1, dtype=torch.long))
     with pytest.raises(ModelError):
         fit_spt(table, "nonO", {"d_modle": 8})
 

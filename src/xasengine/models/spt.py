@@ -178,11 +178,17 @@ class SPT(nn.Module):
     heads maps each descriptor to its number of classes; 0 marks a regression head (one scalar per spectrum,
     on the standardised scale of the training targets). Joint mode passes all descriptors of a site group;
     expert mode passes one. The architecture arguments have no defaults here: train.DEFAULT_CFG holds them.
+
+    Inputs per energy point: mu standardised with the training set's mean and std at that point (set by
+    set_input_scaling; spectra share one edge shape, and the structure is in O(1e-2) departures from it that
+    would otherwise be small next to the shape itself), dmu/dE (edge and pre-edge positions and white-line
+    curvature, which carry oxidation state and coordination), and the energy.
     """
 
     def __init__(self, grid_len: int, heads: dict[str, int], n_elements: int = 0, *, d_model: int,
                  n_blocks: int, top_k: int, kernel_sizes: tuple[int, ...], window: int, dropout: float,
-                 readout_dim: int = 64, energy_center: float = 0.0, energy_scale: float = 1.0):
+                 readout_dim: int = 64, readout_channels: int = 4, energy_center: float = 0.0,
+                 energy_scale: float = 1.0):
         super().__init__()
         if grid_len < 4:
             raise ModelError(f"grid_len must be >= 4, got {grid_len}")
@@ -194,15 +200,18 @@ class SPT(nn.Module):
             raise ModelError(f"energy_scale must be positive, got {energy_scale}")
         self.hparams = dict(grid_len=grid_len, heads=dict(heads), n_elements=n_elements, d_model=d_model,
                             n_blocks=n_blocks, top_k=top_k, kernel_sizes=tuple(kernel_sizes), window=window,
-                            dropout=dropout, readout_dim=readout_dim, energy_center=energy_center,
-                            energy_scale=energy_scale)
+                            dropout=dropout, readout_dim=readout_dim, readout_channels=readout_channels,
+                            energy_center=energy_center, energy_scale=energy_scale)
         self.grid_len = grid_len
         self.energy_center = energy_center
         self.energy_scale = energy_scale
-        # Each energy point is embedded from (mu, E) at itself and its two neighbours: a width-3 convolution,
-        # written as unfold + Linear because that yields energy-major (B, T, C) memory directly and runs
-        # several times faster on CPU than Conv1d with two input channels.
-        self.token_embedding = nn.Linear(2 * 3, d_model)
+        # Per-point input scaling (see the class docstring); identity until set_input_scaling is called.
+        self.register_buffer("spectrum_mean", torch.zeros(grid_len))
+        self.register_buffer("spectrum_std", torch.ones(grid_len))
+        # Each energy point is embedded from (mu, dmu/dE, E) at itself and its two neighbours: a width-3
+        # convolution, written as unfold + Linear because that yields energy-major (B, T, C) memory directly and
+        # runs several times faster on CPU than Conv1d with three input channels.
+        self.token_embedding = nn.Linear(3 * 3, d_model)
         self.position_embedding = nn.Parameter(torch.randn(1, grid_len, d_model) * 0.02)
         self.element_embedding = nn.Embedding(n_elements, d_model) if n_elements else None
         self.embedding_dropout = nn.Dropout(dropout)
@@ -212,9 +221,19 @@ class SPT(nn.Module):
         self.graph_attention = WindowGraphAttention(d_model, window, dropout)
         # Readout over the flattened sequence rather than a mean pool: where along the energy axis a feature
         # sits (the edge position) is itself the signal for oxidation state, and a mean pool would discard it.
-        self.readout = nn.Sequential(nn.Flatten(), nn.Linear(grid_len * d_model, readout_dim), nn.GELU(),
+        # Each point is first squeezed to a few channels: flattening all d_model channels put ~95% of the
+        # weights in this one layer (grid_len * d_model * readout_dim), which overfits a few hundred sites.
+        self.readout = nn.Sequential(nn.Linear(d_model, readout_channels), nn.Flatten(),
+                                     nn.Linear(grid_len * readout_channels, readout_dim), nn.GELU(),
                                      nn.Dropout(dropout))
         self.heads = nn.ModuleDict({name: nn.Linear(readout_dim, n or 1) for name, n in heads.items()})
+
+    @torch.no_grad()
+    def set_input_scaling(self, spectra: torch.Tensor) -> None:
+        """Standardise mu at each energy point with these (training) spectra's mean and std."""
+        self.spectrum_mean.copy_(spectra.mean(dim=0))
+        std = spectra.std(dim=0) if len(spectra) > 1 else torch.ones_like(self.spectrum_std)
+        self.spectrum_std.copy_(std.clamp(min=1e-3))  # a point where all spectra agree must not blow up
 
     def check_inputs(self, spectrum: torch.Tensor, energy: torch.Tensor, element: torch.Tensor | None) -> None:
         """Refuse inputs the model cannot interpret, with a message saying what was wrong."""
@@ -237,9 +256,15 @@ class SPT(nn.Module):
     def forward(self, spectrum: torch.Tensor, energy: torch.Tensor,
                 element: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         self.check_inputs(spectrum, energy, element)
-        channels = torch.stack([spectrum, (energy - self.energy_center) / self.energy_scale], dim=-1)  # (B, T, 2)
+        step = torch.diff(energy, dim=1)
+        if not bool((step > 0).all()):
+            raise ModelError("energy must increase strictly along the grid (dmu/dE is an input)")
+        slope = torch.diff(spectrum, dim=1) / step  # (B, T-1), between grid points
+        derivative = torch.cat([slope[:, :1], 0.5 * (slope[:, 1:] + slope[:, :-1]), slope[:, -1:]], dim=1)
+        channels = torch.stack([(spectrum - self.spectrum_mean) / self.spectrum_std, derivative,
+                                (energy - self.energy_center) / self.energy_scale], dim=-1)  # (B, T, 3)
         edge_padded = torch.cat([channels[:, :1], channels, channels[:, -1:]], dim=1)
-        windows = edge_padded.unfold(1, 3, 1).flatten(2)  # (B, T, 6)
+        windows = edge_padded.unfold(1, 3, 1).flatten(2)  # (B, T, 9)
         x = self.token_embedding(windows) + self.position_embedding
         if self.element_embedding is not None:
             x = x + self.element_embedding(element).unsqueeze(1)
