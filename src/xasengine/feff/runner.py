@@ -101,13 +101,10 @@ def run_structure(record, manifest: dict, feff_cfg: dict, workroot: str | Path) 
             key = cache_key(inp, version)
             row.update(feff_hash=key, feff_input=inp, prepare_seconds=time.perf_counter() - t0)
             entry = cache.get(key)
-            if entry is None and feff_cfg.get("cached_only"):
+            if entry is None and feff_cfg["cached_only"]:
                 row.update(status=NOT_COMPUTED, message="not in the FEFF cache and feff.cached_only is set",
                            energy=[], mu=[], feff_seconds=float("nan"), cached=False)
-                row["total_seconds"] = time.perf_counter() - t0
-                rows.append(row)
-                continue
-            if entry is None:
+            elif entry is None:
                 workdir = Path(workroot) / record.id / f"site{site['site_index']:04d}"
                 entry = run_feff_input(inp, workdir, feff_cfg)
                 entry["engine_version"] = version
@@ -117,8 +114,9 @@ def run_structure(record, manifest: dict, feff_cfg: dict, workroot: str | Path) 
                 row["cached"] = False
             else:
                 row["cached"] = True
-            row.update(status="ok", message="", energy=entry["energy"], mu=entry["mu"],
-                       feff_seconds=entry["feff_seconds"], stage_seconds=entry.get("stage_seconds", {}))
+            if entry is not None:
+                row.update(status="ok", message="", energy=entry["energy"], mu=entry["mu"],
+                           feff_seconds=entry["feff_seconds"], stage_seconds=entry.get("stage_seconds", {}))
         except XasEngineError as exc:
             row.update(status="failed", message=str(exc), energy=[], mu=[], feff_seconds=float("nan"))
             row.setdefault("feff_hash", "")

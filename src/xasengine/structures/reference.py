@@ -56,19 +56,15 @@ def read_reference_ids(path: str | Path = REFERENCE_IDS) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..sites import nonequivalent_sites
-    from .library import ABSORBERS, build_library
+    from .library import ABSORBERS, build_library, count_nonequivalent_sites
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(REFERENCE_IDS))
     args = parser.parse_args(argv)
     entries = build_library()
-    counts = {e.id: Counter(s["element"] for s in nonequivalent_sites(e.structure, list(ABSORBERS), 0.01))
-              for e in entries}
+    counts = {e.id: count_nonequivalent_sites([e]) for e in entries}
     ids = select_reference(counts, {e.id: e.family for e in entries})
-    total = Counter()
-    for i in ids:
-        total.update(counts[i])
+    total = sum((counts[i] for i in ids), Counter())
     summary = ", ".join(f"{el} {total[el]}" for el in ABSORBERS)
     header = [f"# Reference subset of the structure library: {len(ids)} cells, {sum(total.values())} nonequivalent "
               f"K-edge sites ({summary}).", "# Written by `python -m xasengine.structures.reference`; do not edit."]
