@@ -8,6 +8,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import f1_score
 
 from xasengine.errors import ModelError
 from xasengine.evaluate import evaluate_model, metrics, predict_table
@@ -161,6 +162,35 @@ def test_default_training_keeps_the_last_epoch_and_scales_inputs_on_train(table)
     expected = torch.from_numpy(table["spectrum"][train]).mean(dim=0)
     assert torch.allclose(model.spectrum_mean, expected, atol=1e-5)
     assert torch.all(model.spectrum_std > 0)
+
+
+def test_early_stopping_keeps_the_best_scoring_epoch(table):
+    model, meta, summary = fit_spt(table, "nonO", {**SMALL_CFG, "max_epochs": 12, "patience": 3})
+    history = summary["history"]
+    scores = [row["val_score"] for row in history]
+    best = max(scores)
+    assert summary["monitor"] == "val_score"
+    assert summary["best_epoch"] == max(i + 1 for i, v in enumerate(scores) if v == best)  # ties: later epoch
+    assert summary["best_val_score"] == best
+    stopped_early = summary["epochs_run"] < 12
+    assert not stopped_early or summary["epochs_run"] - summary["best_epoch"] == 3
+    # the kept weights are those of the best epoch: scoring them again on val gives the recorded score
+    rows = (table["split"] == "val") & (table["element"] != "O")
+    predicted = predict_table(model, meta, table["spectrum"][rows], table["energy"][rows], table["element"][rows])
+    task_scores = []
+    for spec in meta["targets"]:
+        truth, guess = table["descriptors"][spec["name"]][rows], predicted[spec["name"]]["pred"]
+        known = np.isfinite(truth)
+        if spec["kind"] == "classification":
+            task_scores.append(f1_score(truth[known], guess[known], average="weighted", zero_division=0))
+        else:
+            task_scores.append(1 - np.mean(((guess[known] - truth[known]) / spec["std"]) ** 2))
+    assert np.mean(task_scores) == pytest.approx(best, abs=1e-4)
+    by_loss = fit_spt(table, "nonO", {**SMALL_CFG, "max_epochs": 12, "patience": 3, "monitor": "val_loss"})[2]
+    losses = [row["val_loss"] for row in by_loss["history"]]
+    assert by_loss["best_val_loss"] == min(losses)
+    with pytest.raises(ModelError, match="monitor"):
+        fit_spt(table, "nonO", {**SMALL_CFG, "monitor": "val_acc"})
 
 
 def test_same_seed_gives_identical_weights(table):

@@ -31,7 +31,7 @@ def _feff_docs(wf):
 def test_full_run_produces_shards_card_and_real_spectra(tiny_workflow):
     wf = tiny_workflow
     jobs = wf.executed(wf.first_run)
-    assert jobs["feff"] == len(TINY_IDS)
+    assert jobs["absorbing_sites"] == len(TINY_IDS)
     assert jobs["structures"] == 1 and jobs["dataset_card"] == 1
     assert jobs["train_spt"] == 2 and jobs["baseline_rf"] == 2 and jobs["metrics_table"] == 1
     shards = sorted((wf.root / "results" / "shards").glob("shard-*.h5"))
@@ -75,7 +75,7 @@ def test_adding_one_structure_recomputes_only_its_work(tiny_workflow):
     proc = wf.snakemake()
     jobs = wf.executed(proc)
     data_jobs = {rule: n for rule, n in jobs.items() if rule not in MODEL_RULES}
-    assert data_jobs == {"structures": 1, "sites": 1, "descriptors": 1, "feff": 1, "shard": 1, "dataset_card": 1}
+    assert data_jobs == {"structures": 1, "absorbing_sites": 1, "shard": 1, "dataset_card": 1}
     new = json.loads((wf.root / "results" / "feff" / "lib-extra-NiO_strained.json").read_text())
     assert [s["cached"] for s in new["sites"]] == [False, False]
     feff_after = {p.name: p.stat().st_mtime_ns for p in (wf.root / "results" / "feff").glob("*.json")}
@@ -93,8 +93,8 @@ def test_changing_a_feff_parameter_reruns_feff(tiny_workflow):
     try:
         planned = wf.planned()
         n_structures = len(read_tsv(wf.root / "results" / "structures" / "index.tsv"))
-        assert planned["feff"] == n_structures
-        assert "structures" not in planned and "sites" not in planned and "descriptors" not in planned
+        assert planned["absorbing_sites"] == n_structures  # FEFF reruns for every structure...
+        assert "structures" not in planned  # ...but the structures are not gathered again
     finally:
         wf.set_config(config)
     assert wf.planned() == {}
@@ -113,7 +113,7 @@ def test_slurm_profile_dry_run(tiny_workflow, monkeypatch):
     finally:
         wf.set_config(config)
     text = proc.stdout + proc.stderr
-    feff_job = text.split("rule feff:", 1)[1].split("\n\n", 1)[0]
+    feff_job = text.split("rule absorbing_sites:", 1)[1].split("\n\n", 1)[0]
     assert "slurm_account=acct" in feff_job and "slurm_partition=part" in feff_job
     assert "runtime=240" in feff_job and "mem_mb=4000" in feff_job
     train_job = text.split("rule train_spt:", 1)[1].split("\n\n", 1)[0]

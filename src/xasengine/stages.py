@@ -9,8 +9,12 @@ from .atomic import write_json
 from .structures.io import load_record
 
 
-def sites_stage(structure_json: str, out_json: str, sites_cfg: dict) -> None:
+def absorbing_sites_stage(structure_json: str, outputs, sites_cfg: dict, feff_cfg: dict, workroot: str) -> None:
+    """Sites, descriptors and FEFF of one structure in one process: Python and pymatgen start once per structure
+    rather than three times. `outputs` has `sites`, `descriptors` and `feff` paths."""
+    from .descriptors import descriptor_record
     from .errors import SiteError
+    from .feff.runner import run_structure
     from .sites import site_manifest
 
     record = load_record(structure_json)
@@ -20,23 +24,9 @@ def sites_stage(structure_json: str, out_json: str, sites_cfg: dict) -> None:
     except SiteError as exc:
         manifest = {"structure_id": record.id, "structure_hash": record.hash, "edge": sites_cfg["edge"],
                     "sites": [], "status": "failed", "message": str(exc)}
-    write_json(out_json, manifest)
-
-
-def descriptors_stage(structure_json: str, manifest_json: str, out_json: str, symprec: float) -> None:
-    from .descriptors import descriptor_record
-
-    record = load_record(structure_json)
-    manifest = json.loads(Path(manifest_json).read_text())
-    write_json(out_json, descriptor_record(record, manifest, symprec))
-
-
-def feff_stage(structure_json: str, manifest_json: str, out_json: str, feff_cfg: dict, workroot: str) -> None:
-    from .feff.runner import run_structure
-
-    record = load_record(structure_json)
-    manifest = json.loads(Path(manifest_json).read_text())
-    write_json(out_json, run_structure(record, manifest, feff_cfg, workroot))
+    write_json(outputs.sites, manifest)
+    write_json(outputs.descriptors, descriptor_record(record, manifest, sites_cfg["symprec"]))
+    write_json(outputs.feff, run_structure(record, manifest, feff_cfg, workroot))
 
 
 def _index_row(structure_json: Path) -> dict:

@@ -1,13 +1,23 @@
-rule sites:
+# One job per structure: its symmetry-nonequivalent absorbing sites, their descriptors and their FEFF10 spectra
+# (each site looked up in the FEFF cache first). One process per structure keeps per-job start-up small.
+rule absorbing_sites:
     input:
         STRUCTURE_JSON,
     output:
-        "results/sites/{sid}.json",
+        sites="results/sites/{sid}.json",
+        descriptors="results/descriptors/{sid}.json",
+        feff="results/feff/{sid}.json",
     params:
-        cfg=config["sites"],
+        sites=config["sites"],
+        feff=config["feff"],
+        workroot="results/feff_work",
+    resources:
+        runtime=config["resources"]["feff_runtime"],
+        mem_mb=config["resources"]["feff_mem_mb"],
+        cpus_per_task=1,
     log:
         "results/logs/sites/{sid}.log",
     conda:
         ENV
     script:
-        "../scripts/sites.py"
+        "../scripts/absorbing_sites.py"

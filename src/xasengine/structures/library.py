@@ -22,7 +22,7 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import lru_cache
@@ -118,16 +118,35 @@ class _Prototype:
     primitive: Structure  # cell the library ships
 
 
+class _Prototypes(Mapping):
+    """Prototype records by id, each built (space-group generation + primitive cell) on first access: a subset
+    such as the CI cells pays for its own prototypes only."""
+
+    def __init__(self, text: str):
+        self._records: dict[str, dict] = {}
+        for record in yaml.safe_load(text)["prototypes"]:
+            if record["id"] in self._records:
+                raise StructureError(f"duplicate prototype id {record['id']}")
+            self._records[record["id"]] = record
+        self._built: dict[str, _Prototype] = {}
+
+    def __getitem__(self, pid: str) -> _Prototype:
+        if pid not in self._built:
+            record = self._records[pid]
+            conventional = _build_prototype(record)
+            self._built[pid] = _Prototype(record, conventional, _primitive(conventional))
+        return self._built[pid]
+
+    def __iter__(self):
+        return iter(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
 @lru_cache(maxsize=4)
-def _prototypes_from_text(text: str) -> dict[str, _Prototype]:
-    records = yaml.safe_load(text)["prototypes"]
-    prototypes: dict[str, _Prototype] = {}
-    for record in records:
-        if record["id"] in prototypes:
-            raise StructureError(f"duplicate prototype id {record['id']}")
-        conventional = _build_prototype(record)
-        prototypes[record["id"]] = _Prototype(record, conventional, _primitive(conventional))
-    return prototypes
+def _prototypes_from_text(text: str) -> _Prototypes:
+    return _Prototypes(text)
 
 
 def _read(path: str | Path | None) -> str:
@@ -616,9 +635,14 @@ def build_library(
     text = _read(prototypes_path)
     if only_ids is not None:
         wanted = set(only_ids)
-        prototype_ids = {f"lib-{pid}" for pid in _prototypes_from_text(text)}
-        include_derivatives = include_derivatives and not wanted <= prototype_ids
-    entries = _library(text, include_derivatives, max_sites)
+        prototypes = _prototypes_from_text(text)
+        prototype_ids = {f"lib-{pid}": pid for pid in prototypes}
+    if only_ids is not None and wanted <= set(prototype_ids):  # no derivative wanted: build those prototypes only
+        entries = tuple(LibraryEntry(lid, prototypes[pid].primitive, prototypes[pid].record["source"], "prototype")
+                        for lid, pid in prototype_ids.items()
+                        if lid in wanted and len(prototypes[pid].primitive) <= max_sites)
+    else:
+        entries = _library(text, include_derivatives, max_sites)
     if only_ids is not None:
         missing = sorted(wanted - {e.id for e in entries})
         if missing:
