@@ -213,6 +213,17 @@ def test_tiny_ids_are_small_prototypes():
     assert all(len(e.structure) <= 14 for e in entries)
 
 
+def test_a_prototype_subset_builds_only_its_prototypes(tmp_path):
+    from xasengine.structures import library
+
+    text = library.DEFAULT_PROTOTYPES.read_text() + "\n# a fresh copy: not in the in-process cache\n"
+    path = tmp_path / "prototypes.yaml"
+    path.write_text(text)
+    entries = build_library(path, only_ids=TINY_IDS)
+    assert sorted(e.id for e in entries) == sorted(TINY_IDS)
+    assert {f"lib-{pid}" for pid in library._prototypes_from_text(text)._built} == set(TINY_IDS)
+
+
 def test_unknown_id_is_an_error():
     with pytest.raises(StructureError, match="lib-unobtainium"):
         build_library(only_ids=["lib-unobtainium"])
