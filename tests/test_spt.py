@@ -239,3 +239,20 @@ def test_metrics_ignore_nan_truth():
         {"f1_weighted": pytest.approx(1 / 3), "accuracy": 0.5, "n": 2}
     regression = metrics([1.0, 2.0, 3.0, np.nan], [1.0, 2.0, 3.0, 0.0], "regression")
     assert regression == {"r2": 1.0, "mae": 0.0, "n": 3}
+
+
+def test_rules_hold_torch_to_their_threads(monkeypatch):
+    from xasengine.workflow import limit_threads
+
+    before = torch.get_num_threads()
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        limit_threads(2)
+        assert torch.get_num_threads() == 2
+        limit_threads(1)
+        assert torch.get_num_threads() == 1
+        import os
+        assert os.environ["OMP_NUM_THREADS"] == "1" and os.environ["MKL_NUM_THREADS"] == "1"
+    finally:
+        torch.set_num_threads(before)

@@ -81,10 +81,11 @@ def evaluate_stage(shards: list[str], checkpoint: str, out_json: str) -> None:
     write_json(out_json, evaluate_model(model, meta, table, split="test") | {"model": "SPT", "checkpoint": checkpoint})
 
 
-def baseline_stage(shards: list[str], group: str, out_model: str, out_json: str, rf_cfg: dict) -> None:
+def baseline_stage(shards: list[str], group: str, out_model: str, out_json: str, rf_cfg: dict,
+                   n_jobs: int = 1) -> None:
     from .models.baselines import fit_random_forest
 
     table, data_hash = _training_table(shards)
-    _, scores = fit_random_forest(table, group, rf_cfg, out_path=out_model)
+    _, scores = fit_random_forest(table, group, rf_cfg, out_path=out_model, n_jobs=n_jobs)
     write_json(out_json, {"group": group, "split": "test", "model": "RandomForest", "dataset_hash": data_hash,
                           "descriptors": scores})

@@ -11,7 +11,7 @@ rule train_spt:
         cfg=config["train"],
     resources:
         runtime=config["resources"]["train_runtime"],
-    threads: 2
+    threads: config["resources"]["train_threads"]
     log:
         "results/logs/models/spt-joint-{group}.log",
     conda:
@@ -30,7 +30,7 @@ rule train_spt_expert:
         cfg=config["train"],
     resources:
         runtime=config["resources"]["train_runtime"],
-    threads: 2
+    threads: config["resources"]["train_threads"]
     log:
         "results/logs/models/spt-expert-{group}-{descriptor}.log",
     conda:
@@ -61,7 +61,7 @@ rule baseline_rf:
         metrics="results/metrics/rf-{group}.json",
     params:
         cfg=config["train"]["rf"],
-    threads: 2
+    threads: config["resources"]["train_threads"]
     log:
         "results/logs/models/rf-{group}.log",
     conda:

@@ -33,7 +33,7 @@ def rf_features(spectra: np.ndarray, elements: np.ndarray, element_list: list[st
 
 
 def fit_random_forest(table: dict, group: str, cfg: dict | None = None, targets: list[str] | None = None,
-                      out_path: str | os.PathLike | None = None) -> tuple[dict, dict]:
+                      out_path: str | os.PathLike | None = None, n_jobs: int = 1) -> tuple[dict, dict]:
     """Fit one forest per descriptor of the group; return (forests by descriptor, test metrics by descriptor).
 
     With out_path, the forests are saved (joblib, atomically) together with what is needed to rebuild the
@@ -66,7 +66,7 @@ def fit_random_forest(table: dict, group: str, cfg: dict | None = None, targets:
         Forest = RandomForestClassifier if kind == "classification" else RandomForestRegressor
         forest = Forest(n_estimators=cfg["n_estimators"], max_depth=cfg["max_depth"],
                         min_samples_leaf=cfg["min_samples_leaf"], max_features=cfg["max_features"],
-                        random_state=cfg["seed"], n_jobs=2)
+                        random_state=cfg["seed"], n_jobs=n_jobs)
         forest.fit(features[train & labelled], values[train & labelled])
         forests[name] = forest
         predicted = forest.predict(features[test]) if test.any() else np.empty(0)
