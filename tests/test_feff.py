@@ -87,3 +87,17 @@ def test_cached_only_uses_the_shipped_results_and_never_runs_feff(tmp_path):
     assert [s["status"] for s in result["sites"]] == ["not_computed"]
     assert "cached_only" in result["sites"][0]["message"]
     assert not (tmp_path / "work").exists()
+
+
+def test_a_feff_crash_is_reported_with_feffs_own_reason(tmp_path):
+    """log1.dat of a real pot-module crash (Mn site of a rock-salt Mn/Ni cell, `default` preset, feff10-rs 0.2.4)."""
+    from pathlib import Path
+    import shutil
+
+    from xasengine.feff.runner import feff_error_lines
+
+    shutil.copy(Path(__file__).parent / "data" / "feff_crash" / "log1.dat", tmp_path / "log1.dat")
+    lines = feff_error_lines(tmp_path)
+    assert "Cannot determine Norman radius -- quitting." in lines
+    assert "Z=           25" in lines[0] and lines[-1] == "FRNRM-1"
+    assert feff_error_lines(tmp_path / "nothing-here") == []

@@ -51,7 +51,18 @@ def _run_process(cmd: list[str], workdir: Path, timeout: float) -> None:
             raise FeffRunError(f"FEFF exceeded the {timeout:g} s timeout (feff.timeout_s)") from None
     if code != 0:
         tail = (workdir / "feff.log").read_text(errors="replace").strip().splitlines()[-3:]
-        raise FeffRunError(f"FEFF exited with code {code}: {' / '.join(tail) or 'no output'}")
+        reason = feff_error_lines(workdir)
+        raise FeffRunError(f"FEFF exited with code {code}: {' / '.join(reason + tail) or 'no output'}")
+
+
+def feff_error_lines(workdir: Path, n: int = 3) -> list[str]:
+    """FEFF's own explanation of a crash: the last lines of the newest module log (log1.dat for pot, ...), e.g.
+    'Cannot determine Norman radius -- quitting.'; the console log only says which module was running."""
+    logs = sorted(workdir.glob("log*.dat"), key=lambda path: path.stat().st_mtime)
+    if not logs:
+        return []
+    lines = [line.strip() for line in logs[-1].read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-n:]
 
 
 def read_xmu(path: Path) -> tuple[np.ndarray, np.ndarray]:
