@@ -231,8 +231,8 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
     shuffler = torch.Generator().manual_seed(cfg["seed"])
     train_index = torch.from_numpy(data.split_index["train"])
 
-    history, best, best_epoch, best_state = [], -float("inf"), 0, None
-    sign = 1.0 if cfg["monitor"] == "val_score" else -1.0  # compare as "higher is better"
+    higher_is_better = cfg["monitor"] == "val_score"
+    history, best, best_epoch, best_state = [], -np.inf if higher_is_better else np.inf, 0, None
     started = time.perf_counter()
     progress = tqdm(range(1, cfg["max_epochs"] + 1), desc=f"SPT {group}", unit="epoch",
                     disable=not sys.stderr.isatty())
@@ -256,10 +256,11 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
         if not np.isfinite(val_loss):
             raise ModelError(f"validation loss is not finite at epoch {epoch} for group {group!r}: training "
                              "diverged; lower cfg['lr']")
-        watched = sign * history[-1][cfg["monitor"]]
+        watched = history[-1][cfg["monitor"]]
+        improved = watched >= best if higher_is_better else watched < best  # score ties go to the later epoch
         if cfg["patience"] is None:  # no early stopping: the last epoch is the one kept
-            best, best_epoch = watched, epoch
-        elif watched >= best if cfg["monitor"] == "val_score" else watched > best:  # score ties: later epoch
+            best_epoch = epoch
+        elif improved:
             best, best_epoch, best_state = watched, epoch, copy.deepcopy(model.state_dict())
         elif epoch - best_epoch >= cfg["patience"]:
             break

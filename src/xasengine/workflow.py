@@ -20,7 +20,7 @@ def limit_threads(threads: int) -> None:
 
 
 def run_rule(snakemake, func, *args, **kwargs) -> None:
-    limit_threads(max(1, int(getattr(snakemake, "threads", 1) or 1)))
+    limit_threads(snakemake.threads)
     log_path = snakemake.log[0] if snakemake.log else None
     stream = open(log_path, "w") if log_path else sys.stderr
     sys.stderr = stream  # tqdm bars and warnings go to the rule's log

@@ -633,17 +633,16 @@ def build_library(
     no derivative is enumerated, so CI subsets stay fast.
     """
     text = _read(prototypes_path)
-    if only_ids is not None:
-        wanted = set(only_ids)
-        prototypes = _prototypes_from_text(text)
-        prototype_ids = {f"lib-{pid}": pid for pid in prototypes}
-    if only_ids is not None and wanted <= set(prototype_ids):  # no derivative wanted: build those prototypes only
-        entries = tuple(LibraryEntry(lid, prototypes[pid].primitive, prototypes[pid].record["source"], "prototype")
-                        for lid, pid in prototype_ids.items()
-                        if lid in wanted and len(prototypes[pid].primitive) <= max_sites)
+    prototypes = _prototypes_from_text(text)
+    wanted = None if only_ids is None else set(only_ids)
+    if wanted is not None and wanted <= {f"lib-{pid}" for pid in prototypes}:  # build those prototypes only
+        entries = tuple(LibraryEntry(f"lib-{pid}", prototypes[pid].primitive, prototypes[pid].record["source"],
+                                     "prototype")
+                        for pid in prototypes
+                        if f"lib-{pid}" in wanted and len(prototypes[pid].primitive) <= max_sites)
     else:
         entries = _library(text, include_derivatives, max_sites)
-    if only_ids is not None:
+    if wanted is not None:
         missing = sorted(wanted - {e.id for e in entries})
         if missing:
             raise StructureError(f"not in the library (max_sites={max_sites}): {', '.join(missing)}")
