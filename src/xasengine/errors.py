@@ -23,6 +23,10 @@ class FeffRunError(XasEngineError):
     stage = "feff"
 
 
+class FeffCrashError(FeffRunError):
+    """FEFF stopped with an error of its own (not a timeout or a kill), so a rescue input may succeed."""
+
+
 class SpectrumError(XasEngineError):
     stage = "spectra"
 

@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import FeffRunError, XasEngineError
-from .cache import FeffCache, cache_key
-from .inputs import feff_input_text
-from .cache import NOT_COMPUTED
+from ..errors import FeffCrashError, FeffRunError, XasEngineError
+from .cache import NOT_COMPUTED, FeffCache, cache_key
+from .inputs import RESCUE_NOTE, feff_input_text, rescue_input_text
 from .presets import resolve_preset
 
 
@@ -52,7 +51,8 @@ def _run_process(cmd: list[str], workdir: Path, timeout: float) -> None:
     if code != 0:
         tail = (workdir / "feff.log").read_text(errors="replace").strip().splitlines()[-3:]
         reason = feff_error_lines(workdir)
-        raise FeffRunError(f"FEFF exited with code {code}: {' / '.join(reason + tail) or 'no output'}")
+        error = FeffCrashError if code > 0 else FeffRunError  # code < 0: killed by a signal, not FEFF's doing
+        raise error(f"FEFF exited with code {code}: {' / '.join(reason + tail) or 'no output'}")
 
 
 def feff_error_lines(workdir: Path, n: int = 3) -> list[str]:
@@ -97,6 +97,25 @@ def run_feff_input(inp_text: str, workdir: Path, feff_cfg: dict) -> dict:
     return {"energy": energy.tolist(), "mu": mu.tolist(), "feff_seconds": seconds, "stage_seconds": stages}
 
 
+def run_feff_job(inp_text: str, workdir: Path, feff_cfg: dict) -> dict:
+    """FEFF as written and, if FEFF itself crashed, once more with slower SCF mixing (feff.rescue).
+
+    The result is cached under the original input's key with a `rescue` note: the job asked for is that input,
+    and the note says how its spectrum was obtained."""
+    try:
+        return run_feff_input(inp_text, workdir, feff_cfg)
+    except FeffCrashError as first:
+        rescue = rescue_input_text(inp_text) if feff_cfg["rescue"] else None
+        if rescue is None:
+            raise
+        try:
+            entry = run_feff_input(rescue, workdir, feff_cfg)
+        except FeffRunError as second:
+            raise FeffRunError(f"{first}; the rescue with slower SCF mixing failed too: {second}") from None
+        entry["rescue"] = f"{RESCUE_NOTE}; first attempt: {first}"
+        return entry
+
+
 def run_structure(record, manifest: dict, feff_cfg: dict, workroot: str | Path) -> dict:
     """Every site gets a row: ok (fresh or cached) or failed with the reason; one bad site never stops the rest."""
     params = resolve_preset(feff_cfg["preset"], feff_cfg["overrides"])
@@ -117,7 +136,7 @@ def run_structure(record, manifest: dict, feff_cfg: dict, workroot: str | Path) 
                            energy=[], mu=[], feff_seconds=float("nan"), cached=False)
             elif entry is None:
                 workdir = Path(workroot) / record.id / f"site{site['site_index']:04d}"
-                entry = run_feff_input(inp, workdir, feff_cfg)
+                entry = run_feff_job(inp, workdir, feff_cfg)
                 entry["engine_version"] = version
                 cache.put(key, entry)
                 if not feff_cfg["keep_workdirs"]:
@@ -126,7 +145,7 @@ def run_structure(record, manifest: dict, feff_cfg: dict, workroot: str | Path) 
             else:
                 row["cached"] = True
             if entry is not None:
-                row.update(status="ok", message="", energy=entry["energy"], mu=entry["mu"],
+                row.update(status="ok", message=entry.get("rescue", ""), energy=entry["energy"], mu=entry["mu"],
                            feff_seconds=entry["feff_seconds"], stage_seconds=entry.get("stage_seconds", {}))
         except XasEngineError as exc:
             row.update(status="failed", message=str(exc), energy=[], mu=[], feff_seconds=float("nan"))

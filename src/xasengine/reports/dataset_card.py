@@ -13,6 +13,7 @@ from ..atomic import write_json, write_text
 from .figures import pyplot, save_png
 from ..descriptors import DESCRIPTORS_NON_O, DESCRIPTORS_O
 from ..feff.cache import NOT_COMPUTED
+from ..feff.inputs import RESCUE_NOTE
 from ..shards import read_shards
 from ..structures.collect import FAILURE_COLUMNS, read_tsv, tsv_text
 
@@ -45,6 +46,7 @@ def collect_failures(table: dict, shard_paths, structure_failures_tsv) -> list[d
 
 def summarize(table: dict, failures: list[dict], shard_paths) -> dict:
     ok = table["status"] == "ok"
+    rescued = np.char.startswith(table["message"].astype(str), RESCUE_NOTE)
     elements = sorted(set(table["element"]))
     summary = {
         "n_structures": int(len(set(table["structure_id"]))),
@@ -61,6 +63,8 @@ def summarize(table: dict, failures: list[dict], shard_paths) -> dict:
         "categorical": {},
         "continuous": {},
         "failures": dict(Counter(f["stage"] for f in failures)),
+        "rescued": {el: int(((table["element"] == el) & ok & rescued).sum()) for el in elements
+                    if np.any((table["element"] == el) & ok & rescued)},
     }
     for group, names, mask in (("nonO", DESCRIPTORS_NON_O, table["element"] != "O"), ("O", DESCRIPTORS_O, table["element"] == "O")):
         mask = mask & ok
@@ -108,7 +112,9 @@ def markdown(summary: dict, failures: list[dict]) -> str:
     for key, r in summary["continuous"].items():
         lines.append(f"| {key} | {r['n']} | " + (" | ".join(f"{r[k]:.3f}" for k in ("min", "median", "max")) if r["n"] else "– | – | –") + " |")
     lines += ["", f"Oxidation-state methods (per site): {summary['os_method']}", "",
-              "## Failures", "", f"By stage: {summary['failures'] or 'none'}", ""]
+              "## Failures", "", f"By stage: {summary['failures'] or 'none'}", "",
+              "FEFF crashes rescued by a rerun with slower SCF mixing (feff.rescue; usable, the note is in each "
+              f"site's message): {summary['rescued'] or 'none'}", ""]
     if failures:
         lines += ["| structure | site | stage | message |", "|---|---|---|---|"]
         lines += [f"| {f['structure_id']} | {f['site_index']} | {f['stage']} | {str(f['message']).replace('|', '/')} |"
