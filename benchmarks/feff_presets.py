@@ -34,6 +34,8 @@ SITES = {
     "lib-mno2-pyrolusite": ["Mn", "O"],
     "lib-co3o4-spinel": ["Co"],
 }
+# benchmark sites that have measured counterparts in ../shared/data/experimental-xanes (glob of their scans)
+MEASURED = {("lib-mno2-pyrolusite", "Mn"): "MnO2_rt_*.xdi"}
 CANDIDATES = {
     "noscf-fms4-r6 (ci)": ("ci", {}),
     "scf3-fms4-r6 (default)": ("default", {}),
@@ -50,10 +52,13 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/feff_presets.json")
     parser.add_argument("--cache-dir", default="results/feff_cache")
     parser.add_argument("--summary-only", action="store_true")
+    parser.add_argument("--measured", default="../shared/data/experimental-xanes",
+                        help="folder of measured XDI spectra to compare the presets with (skipped if absent)")
     args = parser.parse_args()
     config = validate_config({})
     if args.summary_only:
         summarize(json.loads(Path(args.out).read_text())["rows"], config["spectra"], args.out)
+        versus_measured(json.loads(Path(args.out).read_text())["rows"], config["spectra"], Path(args.measured))
         return
     protos = {p.id: p for p in load_prototypes()}
     missing = sorted(set(SITES) - set(protos))
@@ -79,6 +84,28 @@ def main() -> None:
                              "energy": site["energy"], "mu": site["mu"]})
             write_json(args.out, {"rows": rows})
     summarize(rows, config["spectra"], args.out)
+    versus_measured(rows, config["spectra"], Path(args.measured))
+
+
+def versus_measured(rows, spectra_cfg, folder: Path) -> None:
+    """Each preset against measured scans of the same compound (same E0 alignment, normalisation and grid as
+    `xasengine predict`): does the costlier physics get closer to the beamline?"""
+    from xasengine.predict import SMOOTH_MEASURED_EV
+    from xasengine.spectra import read_measured
+
+    if not folder.is_dir():
+        return
+    print("\n| site | preset | cos vs measured (mean over scans) | dcos vs measured |\n|---|---|---:|---:|")
+    for (structure, element), pattern in MEASURED.items():
+        grid = edge_grid(spectra_cfg, element, "K")
+        scans = [process(*read_measured(path)[:2], grid, spectra_cfg, smooth_ev=SMOOTH_MEASURED_EV)["spectrum"]
+                 for path in sorted(folder.glob(pattern))]
+        for r in rows:
+            if r["structure"] == structure and r["element"] == element and r["status"] == "ok":
+                sim = process(r["energy"], r["mu"], grid, spectra_cfg)["spectrum"]
+                cos = np.mean([cosine(sim, m) for m in scans])
+                dcos = np.mean([cosine(np.gradient(sim), np.gradient(m)) for m in scans])
+                print(f"| {structure} {element} K | {r['candidate']} | {cos:.3f} | {dcos:.3f} |")
 
 
 def summarize(rows, spectra_cfg, out):

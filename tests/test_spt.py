@@ -256,3 +256,27 @@ def test_rules_hold_torch_to_their_threads(monkeypatch):
         assert os.environ["OMP_NUM_THREADS"] == "1" and os.environ["MKL_NUM_THREADS"] == "1"
     finally:
         torch.set_num_threads(before)
+
+
+def test_broadening_and_stretch_augmentation_move_and_widen_a_peak():
+    """A Gaussian white line at +10 eV: broadening widens it and keeps its area; a stretch moves it to 10(1+s)."""
+    from xasengine.train import augment, broaden
+
+    energy = torch.linspace(-15, 40, 256).repeat(3, 1)
+    peak = torch.exp(-0.5 * ((energy - 10) / 1.0) ** 2)
+    step = float(energy[0, 1] - energy[0, 0])
+    wider = broaden(peak, energy, torch.tensor([[0.0], [1.0], [2.0]]))
+    assert torch.allclose(wider[0], peak[0], atol=1e-5)  # sigma 0: unchanged
+    width = lambda row: float((row > row.max() / 2).sum()) * step  # full width at half maximum, eV
+    assert width(peak[0]) == pytest.approx(2.355, abs=0.3)
+    assert width(wider[1]) == pytest.approx(2.355 * 2 ** 0.5, abs=0.3)  # sigmas add in quadrature
+    assert width(wider[2]) == pytest.approx(2.355 * 5 ** 0.5, abs=0.3)
+    assert torch.allclose(wider.sum(dim=1), peak.sum(dim=1), rtol=1e-3)
+
+    torch.manual_seed(0)
+    stretched = augment(peak, energy, noise_std=0.0, shift_ev=0.0, stretch=0.1)
+    centres = energy[0][stretched.argmax(dim=1)]
+    assert torch.all((centres >= 10 * 0.9 - step) & (centres <= 10 * 1.1 + step))
+    assert len(set(centres.tolist())) > 1  # each spectrum draws its own scale
+    torch.manual_seed(0)
+    assert torch.equal(augment(peak, energy, 0.0, 0.0), peak)  # all off: the spectrum as it was
