@@ -142,3 +142,35 @@ def test_a_crashing_site_is_rescued_with_slower_scf_mixing(tmp_path):
     # cached under the original input, with the note: a rerun neither crashes nor runs FEFF again
     again = run_structure(record, manifest, cfg, tmp_path / "work")
     assert again["sites"][0]["cached"] and again["sites"][0]["message"] == site["message"]
+
+
+def test_newly_cached_names_the_structures_a_new_cache_part_completes(coo, tmp_path, capsys):
+    """cached_only leaves a site not_computed; once FEFF results for it arrive in a cache (here: computed with
+    the `ci` preset into the cache folder), `xasengine newly-cached --forget` removes just that structure's results."""
+    import json
+
+    from xasengine.cli import main
+    from xasengine.feff.cache import newly_cached
+
+    manifest = site_manifest(coo, ["Co"], "K", 0.01)
+    base = {"preset": "ci", "shipped_cache": None, "cache_dir": str(tmp_path / "cache")}
+    cached_only = validate_config({"feff": {**base, "cached_only": True}})["feff"]
+    results = tmp_path / "results"
+    for stage in ("sites", "descriptors", "feff"):
+        (results / stage).mkdir(parents=True)
+        for sid in ("lib-coo-test", "lib-other"):
+            (results / stage / f"{sid}.json").write_text("{}")
+    doc = run_structure(coo, manifest, cached_only, tmp_path / "work")
+    assert doc["sites"][0]["status"] == "not_computed"
+    (results / "feff" / "lib-coo-test.json").write_text(json.dumps(doc))
+    (results / "feff" / "lib-other.json").write_text(json.dumps({**doc, "sites": []}))
+    assert newly_cached(results / "feff", FeffCache(base["cache_dir"])) == []
+
+    run_structure(coo, manifest, validate_config({"feff": base})["feff"], tmp_path / "work")  # real FEFF, cached
+    assert newly_cached(results / "feff", FeffCache(base["cache_dir"])) == ["lib-coo-test"]
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"feff": {**base, "cached_only": True}}))
+    assert main(["newly-cached", "--config", str(config), "--results", str(results), "--forget"]) == 0
+    assert capsys.readouterr().out.split() == ["lib-coo-test"]
+    assert not any((results / stage / "lib-coo-test.json").exists() for stage in ("sites", "descriptors", "feff"))
+    assert all((results / stage / "lib-other.json").exists() for stage in ("sites", "descriptors", "feff"))

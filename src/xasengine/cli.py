@@ -37,6 +37,26 @@ def _export_cache(args) -> None:
     print(f"packed {n} new FEFF results into {out}")
 
 
+def _newly_cached(args) -> None:
+    from pathlib import Path
+
+    from .config import load_config
+    from .feff.cache import FeffCache, newly_cached
+
+    feff = load_config(args.config)["feff"]
+    results = Path(args.results)
+    stale = newly_cached(results / "feff", FeffCache(feff["cache_dir"], feff["shipped_cache"]))
+    for sid in stale:
+        outputs = [results / stage / f"{sid}.json" for stage in ("sites", "descriptors", "feff")]
+        if args.forget:
+            for path in outputs:
+                path.unlink(missing_ok=True)
+        print(sid)
+    verb = "forgotten: snakemake recomputes just these" if args.forget else "rerun them with --forget"
+    print(f"{len(stale)} structures have not-computed sites that a FEFF cache now holds"
+          + (f" ({verb})" if stale else ""), file=sys.stderr)
+
+
 def _predict(args) -> None:
     from .predict import predict_cli
 
@@ -55,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--referenced-by", default=None,
                    help="only entries used by the FEFF results in this folder (e.g. results/feff)")
     p.set_defaults(func=_export_cache)
+    p = sub.add_parser("newly-cached", help="structures whose not-computed sites (feff.cached_only) are now in a "
+                       "FEFF cache, e.g. after pulling new shipped parts; --forget removes their results")
+    p.add_argument("--config", default="config.yaml", help="config naming the FEFF caches (feff.cache_dir, shipped_cache)")
+    p.add_argument("--results", default="results")
+    p.add_argument("--forget", action="store_true", help="delete these structures' sites/descriptors/feff JSON")
+    p.set_defaults(func=_newly_cached)
     p = sub.add_parser("predict", help="descriptors of measured or simulated spectra from a trained SPT")
     p.add_argument("inputs", nargs="+", help="spectrum files (XDI or two-column), folders of them, or HDF5 shards")
     p.add_argument("--model", required=True, help="checkpoint of a trained SPT (results/models/...)")

@@ -38,6 +38,11 @@ class FeffCache:
                         self._shipped_index[key] = path
         return self._shipped_index
 
+    def get_path(self, key: str) -> Path | None:
+        """Where an entry lives (a JSON file or a shipped HDF5 part), without reading it."""
+        path = self._path(key)
+        return path if path.exists() else self.shipped_index().get(key)
+
     def get(self, key: str) -> dict | None:
         path = self._path(key)
         if path.exists():
@@ -73,3 +78,20 @@ def export_shipped(folder: str | Path, out_path: str | Path, keys: list[str] | N
             grp.create_dataset("mu", data=np.asarray(entry.pop("mu"), dtype="f8"), compression="gzip")
             grp.attrs["meta"] = json.dumps(entry, sort_keys=True)
     return len(keys)
+
+
+def newly_cached(feff_dir: str | Path, cache: FeffCache) -> list[str]:
+    """Structures with sites recorded as not computed whose FEFF results a cache now holds.
+
+    Under feff.cached_only a structure's job records missing spectra as not_computed; the caches are not inputs
+    of that job (one new part would rerun every structure), so new shipped parts are picked up by forgetting
+    exactly these structures' results."""
+    import json
+
+    stale = []
+    for path in sorted(Path(feff_dir).glob("*.json")):
+        doc = json.loads(path.read_text())
+        keys = [site["feff_hash"] for site in doc["sites"] if site["status"] == NOT_COMPUTED and site.get("feff_hash")]
+        if any(cache.get_path(key) is not None for key in keys):
+            stale.append(path.stem)
+    return stale
