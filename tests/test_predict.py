@@ -30,10 +30,12 @@ def test_predicts_measured_spectra_folder(tiny_workflow):
         os_pred = r["descriptors"]["OS"]
         assert abs(sum(os_pred["probabilities"].values()) - 1) < 1e-3
         assert str(int(os_pred["value"])) in os_pred["probabilities"]
+        assert 0 <= r["typicality"]["percentile"] <= 100 and r["typicality"]["residual"] > 0
+        assert r["typicality"]["atypical"] == (r["typicality"]["percentile"] > 95)
     mno = next(r for r in results if r["source"].endswith("MnO_rt_01.xdi"))
     assert 6535 < mno["e0"] < 6560
     csv = _predict(tiny_workflow, str(XDI / "MnO2_rt_01.xdi"), "--format", "csv")
-    assert csv.returncode == 0 and csv.stdout.splitlines()[0].startswith("source,element,edge,e0")
+    assert csv.returncode == 0 and csv.stdout.splitlines()[0].startswith("source,element,edge,e0,typicality_pct,atypical")
 
 
 def test_predicts_a_shard(tiny_workflow):

@@ -280,3 +280,22 @@ def test_broadening_and_stretch_augmentation_move_and_widen_a_peak():
     assert len(set(centres.tolist())) > 1  # each spectrum draws its own scale
     torch.manual_seed(0)
     assert torch.equal(augment(peak, energy, 0.0, 0.0), peak)  # all off: the spectrum as it was
+
+
+def test_typicality_ranks_unlike_spectra_above_unseen_simulated_ones(trained, table):
+    """The checkpoint's domain model: spectra of unseen (test) materials rank like the validation ones they are
+    compared with; a spectrum with a white line twice as high and a wiggle nobody trained on ranks at the top."""
+    from xasengine.models.domain import ATYPICAL_PERCENTILE, fit_domain, typicality
+
+    _, meta, _ = trained
+    domain = meta["domain"]
+    assert domain["reference_split"] == "val" and len(domain["components"]) == 16
+    rows = (table["split"] == "test") & (table["element"] != "O")
+    test = typicality(domain, table["spectrum"][rows])
+    flagged = np.mean([t["atypical"] for t in test])
+    assert flagged < 0.2 and np.median([t["percentile"] for t in test]) < 80
+    odd = table["spectrum"][rows][:5] * 2.0 + 0.3 * np.sin(np.linspace(0, 12 * np.pi, GRID))
+    assert all(t["atypical"] and t["percentile"] == 100.0 for t in typicality(domain, odd))
+    assert typicality(domain, table["spectrum"][rows][:1])[0]["percentile"] <= 100.0
+    small = fit_domain(table["spectrum"][:30], table["spectrum"][30:35])  # too few validation spectra
+    assert small["reference_split"] == "train" and ATYPICAL_PERCENTILE == 95.0

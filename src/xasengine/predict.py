@@ -15,6 +15,7 @@ import numpy as np
 
 from .config import load_config
 from .errors import PredictError, XasEngineError
+from .models.domain import typicality
 from .spectra import edge_grid, process, read_measured
 
 SPECTRUM_SUFFIXES = {".xdi", ".dat", ".txt", ".csv", ".xmu", ".nor"}
@@ -116,9 +117,11 @@ def predict_items(items: list[dict], models: dict) -> list[dict]:
         except XasEngineError as exc:
             raise PredictError(str(exc)) from exc
         specs = {d["name"]: TargetSpec.from_dict(d) for d in meta["targets"]}
+        domain = (typicality(meta["domain"], np.stack([it["spectrum"] for it in chosen])) if "domain" in meta
+                  else [None] * len(chosen))
         for i, it in enumerate(chosen):
             record = {"source": it["source"], "element": it["element"], "edge": it["edge"], "e0": float(it["e0"]),
-                      "model": str(file), "descriptors": {}}
+                      "model": str(file), "typicality": domain[i], "descriptors": {}}
             for name, pred in preds.items():
                 value = pred["pred"][i]
                 entry = {"value": float(value)}
@@ -134,12 +137,14 @@ def _csv(results: list[dict]) -> str:
     names = sorted({n for r in results for n in r["descriptors"]})
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["source", "element", "edge", "e0"] + names + [f"{n}_p" for n in names])
+    writer.writerow(["source", "element", "edge", "e0", "typicality_pct", "atypical"] + names + [f"{n}_p" for n in names])
     for r in results:
         values = [r["descriptors"].get(n, {}).get("value", "") for n in names]
         probs = [max(r["descriptors"][n]["probabilities"].values()) if "probabilities" in r["descriptors"].get(n, {})
                  else "" for n in names]
-        writer.writerow([r["source"], r["element"], r["edge"], f"{r['e0']:.2f}"] + values + probs)
+        typical = r["typicality"] or {}
+        writer.writerow([r["source"], r["element"], r["edge"], f"{r['e0']:.2f}", typical.get("percentile", ""),
+                         typical.get("atypical", "")] + values + probs)
     return buf.getvalue()
 
 

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from .atomic import atomic_path
 from .errors import ModelError
+from .models.domain import fit_domain
 from .models.spt import SPT
 from .models.targets import (GROUP_TARGETS, IGNORE_INDEX, TargetSpec, build_target_specs,
                                       check_finite_spectra, check_site_table, group_mask)
@@ -317,6 +318,8 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
         "elements": data.elements,
         "energy_grid": data.energy_grid.tolist(),
         "group": group,
+        "domain": fit_domain(data.spectrum[torch.from_numpy(data.split_index["train"])].numpy(),
+                             data.spectrum[torch.from_numpy(data.split_index["val"])].numpy()),
         "cfg": {**cfg, "kernel_sizes": list(cfg["kernel_sizes"])},
         "dataset_hash": cfg.get("dataset_hash"),
         "training": {key: summary[key] for key in ("n_sites", "epochs_run", "best_epoch", "monitor", "best_val_loss",
