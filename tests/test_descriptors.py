@@ -130,3 +130,17 @@ def test_descriptor_applies():
     assert not descriptor_applies("OCN", "O") and not descriptor_applies("MOOD", "O")
     with pytest.raises(DescriptorError, match="unknown descriptor"):
         descriptor_applies("XYZ", "Co")
+
+
+def test_a_fractional_guess_leaves_the_site_oxidation_state_unlabelled():
+    """A library Co/Mn hausmannite cell where bond valence fails: the composition guess averages the valences
+    over each element (not integers), which cannot be a site's class label; the O sites keep their NNOSM."""
+    from xasengine.structures.library import build_library
+
+    entry = build_library(only_ids=["lib-mn3o4-hausmannite-co50mn50-63ee93ff"])[0]
+    rows = site_descriptors(entry.structure)
+    metals = [r for r in rows.values() if r["element"] != "O"]
+    assert {r["os_method"] for r in rows.values()} == {"guess"}
+    assert metals and all(math.isnan(r["OS"]) for r in metals)
+    assert all(r["OS"] == -2.0 and 2.0 < r["NNOSM"] < 3.0 for r in rows.values() if r["element"] == "O")
+    assert all(r["CN"] > 0 for r in metals)  # the neighbour descriptors are still labelled

@@ -9,7 +9,9 @@ its distance weighting.
 
 Descriptor definitions (site ``i``; "first shell" = CrystalNN neighbours of ``i``):
 
-- OS: oxidation state of ``i`` (bond valence, else composition guess).
+- OS: oxidation state of ``i`` (bond valence, else composition guess); NaN (unlabelled) when only a fractional
+  per-element guess exists, e.g. 2.125 for Co in a mixed-valence cell where bond valence failed: that says
+  which valences the element mixes, not which one this site has.
 - CN: number of first-shell neighbours.
 - CN2: number of unique sites, identified by (index, periodic image), that are CrystalNN
   neighbours of first-shell neighbours, excluding ``i`` itself and the first shell.
@@ -121,7 +123,9 @@ def site_descriptors(
         site = decorated[i]
         element = site.specie.symbol
         row = {name: math.nan for name in ALL_DESCRIPTORS}
-        row.update(OS=float(site.specie.oxi_state), PSGO=psgo, element=element, os_method=os_method)
+        oxidation_state = float(site.specie.oxi_state)
+        row.update(OS=oxidation_state if oxidation_state.is_integer() else math.nan, PSGO=psgo, element=element,
+                   os_method=os_method)
         try:
             row.update(_neighbour_descriptors(decorated, i, neighbours))
         except Exception as exc:  # one bad site must not lose the structure
