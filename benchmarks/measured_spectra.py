@@ -22,7 +22,7 @@ import torch
 
 from xasengine.config import load_config
 from xasengine.evaluate import evaluate_model, predict_table
-from xasengine.predict import _items_from_file
+from xasengine.predict import items_from_file
 from xasengine.shards import read_shards
 from xasengine.train import fit_spt
 
@@ -36,7 +36,7 @@ def measured_items(folder: Path, spectra_cfg: dict) -> list[dict]:
     for path in sorted(folder.glob("*.xdi")):
         compound = path.stem.rsplit("_rt", 1)[0]
         if compound in KNOWN:
-            item = _items_from_file(path, None, None, spectra_cfg, 128)[0]
+            item = items_from_file(path, None, None, spectra_cfg, spectra_cfg["grid"]["points"])[0]
             items.append({**item, "compound": compound})
     return items
 

@@ -70,7 +70,8 @@ def _expand(inputs: list[str]) -> list[Path]:
     return paths
 
 
-def _items_from_file(path: Path, element: str | None, edge: str | None, spectra_cfg: dict, grid_len: int) -> list[dict]:
+def items_from_file(path: Path, element: str | None, edge: str | None, spectra_cfg: dict, grid_len: int) -> list[dict]:
+    """Model-ready spectra of one file: a measured spectrum processed like the training data, or a shard's sites."""
     if path.suffix == ".h5":
         from .shards import read_shards
 
@@ -155,7 +156,7 @@ def predict_cli(args) -> None:
     items = []
     for path in _expand(args.inputs):
         try:
-            items.extend(_items_from_file(path, args.element, args.edge, spectra_cfg, grid_len))
+            items.extend(items_from_file(path, args.element, args.edge, spectra_cfg, grid_len))
         except XasEngineError as exc:
             raise PredictError(f"{path}: {exc}" if str(path) not in str(exc) else str(exc)) from exc
     results = predict_items(items, models)
