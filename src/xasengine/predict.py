@@ -112,14 +112,14 @@ def predict_items(items: list[dict], models: dict) -> list[dict]:
                 raise PredictError(f"{it['source']}: the model was trained on {trained}, not {it['element']}")
             if it["edge"] != "K":
                 raise PredictError(f"{it['source']}: the model was trained on K edges, not {it['edge']}")
+        spectra = np.stack([it["spectrum"] for it in chosen])
         try:
-            preds = predict_table(model, meta, np.stack([it["spectrum"] for it in chosen]),
-                                  np.stack([it["energy"] for it in chosen]), [it["element"] for it in chosen])
+            preds = predict_table(model, meta, spectra, np.stack([it["energy"] for it in chosen]),
+                                  [it["element"] for it in chosen])
         except XasEngineError as exc:
             raise PredictError(str(exc)) from exc
         specs = {d["name"]: TargetSpec.from_dict(d) for d in meta["targets"]}
-        domain = (typicality(meta["domain"], np.stack([it["spectrum"] for it in chosen])) if "domain" in meta
-                  else [None] * len(chosen))
+        domain = typicality(meta["domain"], spectra) if "domain" in meta else [None] * len(chosen)
         for i, it in enumerate(chosen):
             record = {"source": it["source"], "element": it["element"], "edge": it["edge"], "e0": float(it["e0"]),
                       "model": str(file), "typicality": domain[i], "descriptors": {}}

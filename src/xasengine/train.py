@@ -141,7 +141,7 @@ def augment(spectrum: torch.Tensor, energy: torch.Tensor, noise_std: float, shif
     if broaden_ev > 0:
         spectrum = broaden(spectrum, energy, torch.rand(rows, 1, device=spectrum.device) * broaden_ev)
     if shift_ev > 0:
-        shift = (torch.rand(spectrum.shape[0], 1, device=spectrum.device) * 2 - 1) * shift_ev
+        shift = (torch.rand(rows, 1, device=spectrum.device) * 2 - 1) * shift_ev
         spectrum = interpolate_rows(energy - shift, energy, spectrum)
     if noise_std > 0:
         spectrum = spectrum + noise_std * torch.randn_like(spectrum)
@@ -249,11 +249,11 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
     model = SPT(data.spectrum.shape[1], {spec.name: spec.n_outputs for spec in data.specs},
                 n_elements=len(data.elements) if group == "nonO" else 0, energy_center=data.energy_center,
                 energy_scale=data.energy_scale, **model_hparams(cfg)).to(device)
-    model.set_input_scaling(data.spectrum[torch.from_numpy(data.split_index["train"])].to(device))
+    train_index = torch.from_numpy(data.split_index["train"])
+    model.set_input_scaling(data.spectrum[train_index].to(device))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg["max_epochs"])
     shuffler = torch.Generator().manual_seed(cfg["seed"])
-    train_index = torch.from_numpy(data.split_index["train"])
 
     higher_is_better = cfg["monitor"] == "val_score"
     history, best, best_epoch, best_state = [], -np.inf if higher_is_better else np.inf, 0, None
@@ -318,7 +318,7 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
         "elements": data.elements,
         "energy_grid": data.energy_grid.tolist(),
         "group": group,
-        "domain": fit_domain(data.spectrum[torch.from_numpy(data.split_index["train"])].numpy(),
+        "domain": fit_domain(data.spectrum[train_index].numpy(),
                              data.spectrum[torch.from_numpy(data.split_index["val"])].numpy()),
         "cfg": {**cfg, "kernel_sizes": list(cfg["kernel_sizes"])},
         "dataset_hash": cfg.get("dataset_hash"),

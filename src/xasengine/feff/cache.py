@@ -44,18 +44,17 @@ class FeffCache:
         return path if path.exists() else self.shipped_index().get(key)
 
     def get(self, key: str) -> dict | None:
-        path = self._path(key)
-        if path.exists():
-            return json.loads(path.read_text())
-        shipped = self.shipped_index().get(key)
-        if shipped is None:
+        path = self.get_path(key)
+        if path is None:
             return None
-        with h5py.File(shipped, "r") as fh:
+        if path.suffix == ".json":
+            return json.loads(path.read_text())
+        with h5py.File(path, "r") as fh:
             grp = fh["entries"][key]
             entry = json.loads(grp.attrs["meta"])
             entry["energy"] = grp["energy"][()].tolist()
             entry["mu"] = grp["mu"][()].tolist()
-        entry["cache_source"] = f"shipped:{shipped.name}"
+        entry["cache_source"] = f"shipped:{path.name}"
         return entry
 
     def put(self, key: str, entry: dict) -> None:

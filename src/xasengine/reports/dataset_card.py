@@ -63,8 +63,7 @@ def summarize(table: dict, failures: list[dict], shard_paths) -> dict:
         "categorical": {},
         "continuous": {},
         "failures": dict(Counter(f["stage"] for f in failures)),
-        "rescued": {str(el): int(((table["element"] == el) & ok & rescued).sum()) for el in elements
-                    if np.any((table["element"] == el) & ok & rescued)},
+        "rescued": dict(sorted(Counter(str(el) for el in table["element"][ok & rescued]).items())),
     }
     for group, names, mask in (("nonO", DESCRIPTORS_NON_O, table["element"] != "O"), ("O", DESCRIPTORS_O, table["element"] == "O")):
         mask = mask & ok
