@@ -16,9 +16,9 @@ import glob
 import joblib
 import numpy as np
 
-from xasengine.evaluate import metrics, predict_table
+from xasengine.evaluate import metrics, predict_table, scored_rows
 from xasengine.models.baselines import rf_features
-from xasengine.models.targets import group_mask, target_kind
+from xasengine.models.targets import target_kind
 from xasengine.shards import read_shards, select_rows
 from xasengine.train import load_checkpoint
 
@@ -35,8 +35,7 @@ def main() -> None:
     table = read_shards(sorted(glob.glob(args.shards)), only_ok=True)
     model, meta = load_checkpoint(f"{args.models}/spt-joint-{args.group}.pt")
     bundle = joblib.load(f"{args.models}/rf-{args.group}.joblib")
-    rows = (group_mask(table["element"], args.group) & (np.asarray(table["split"]).astype(str) == "test")
-            & np.isin(np.asarray(table["element"]).astype(str), meta["elements"] if args.group == "nonO" else ["O"]))
+    rows, _ = scored_rows(table, meta, "test")
     test = select_rows(table, rows)
     elements = np.asarray(test["element"]).astype(str)
     spt = predict_table(model, meta, test["spectrum"], test["energy"], elements)

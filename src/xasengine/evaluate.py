@@ -88,6 +88,14 @@ def metrics(y_true, y_pred, kind: str) -> dict:
     raise ModelError(f"metric kind must be 'classification' or 'regression', got {kind!r}")
 
 
+def scored_rows(table: dict, meta: dict, split: str = "test") -> tuple[np.ndarray, int]:
+    """Rows of one split that a model can be scored on (its site group, absorbers it was trained on), and how
+    many of the group's rows were left out for an element absent from training."""
+    rows = group_mask(table["element"], meta["group"]) & (np.asarray(table["split"]).astype(str) == split)
+    trained = np.isin(np.asarray(table["element"]).astype(str), meta["elements"] if meta["group"] == "nonO" else ["O"])
+    return rows & trained, int((rows & ~trained).sum())
+
+
 def evaluate_model(model: SPT, meta: dict, table: dict, split: str = "test") -> dict:
     """Scores per descriptor on one split of the model's site group, as a JSON-serialisable dict.
 
@@ -95,10 +103,7 @@ def evaluate_model(model: SPT, meta: dict, table: dict, split: str = "test") -> 
     under 'n_unseen_class', so a low score can be traced to missing training coverage.
     """
     check_site_table(table)
-    rows = group_mask(table["element"], meta["group"]) & (np.asarray(table["split"]).astype(str) == split)
-    trained = np.isin(np.asarray(table["element"]).astype(str), meta["elements"] if meta["group"] == "nonO" else ["O"])
-    n_unseen_element = int((rows & ~trained).sum())
-    rows &= trained
+    rows, n_unseen_element = scored_rows(table, meta, split)
     predictions = predict_table(model, meta, np.asarray(table["spectrum"])[rows], np.asarray(table["energy"])[rows],
                                 np.asarray(table["element"])[rows])
     scores = {}
