@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from xasengine.shards import read_shards
-from xasengine.spectra import find_e0, read_measured
+from xasengine.spectra import find_e0, read_measured, read_reference
 
 EXPERIMENTAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "experimental-xanes"
 METAL_IDS = {"Co": "lib-co-hcp", "Ni": "lib-ni-fcc"}  # the library has no Mn metal
@@ -65,14 +65,9 @@ def measured_shifts() -> None:
         energy, mu, header = read_measured(path)
         element = header.get("Element.symbol", "?")
         sample_e0 = find_e0(energy, mu, SMOOTH_EV)
-        data = np.loadtxt(path, comments="#", ndmin=2)
-        columns = {v.split()[0].lower(): int(k.split(".")[1]) - 1 for k, v in header.items()
-                   if k.lower().startswith("column.")}
-        has_foil = header.get("Sample.reference", "none").strip().lower() not in ("", "none")
-        if has_foil and "irefer" in columns:  # reference foil after the sample: mu_ref = ln(itrans / irefer)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                mu_ref = np.log(data[:, columns["itrans"]] / data[:, columns["irefer"]])
-            reference_e0, source = find_e0(energy, mu_ref, SMOOTH_EV), "foil"
+        reference = read_reference(path)
+        if reference is not None:
+            reference_e0, source = find_e0(*reference, SMOOTH_EV), "foil"
         else:
             reference_e0, source = TABULATED_K_EDGE[element], "tabulated"
         print(f"| {path.stem} | {KNOWN_OS.get(compound, '?')} | {sample_e0:.2f} | {reference_e0:.2f} ({source}) | "

@@ -70,3 +70,31 @@ def test_unreadable_file(tmp_path):
         spectra.read_measured(bad)
     with pytest.raises(SpectrumError, match="not found"):
         spectra.read_measured(tmp_path / "missing.xdi")
+
+
+def _write_xdi(path, reference: str, with_irefer: bool = True):
+    energy = np.linspace(6500, 6600, 401)
+    sample_mu = 0.2 + 1.5 * (0.5 + np.arctan((energy - 6550.0) / 1.5) / np.pi)
+    foil_mu = 0.1 + 1.0 * (0.5 + np.arctan((energy - 6539.0) / 1.0) / np.pi)
+    i0 = np.full_like(energy, 1.0e5)
+    itrans = i0 * np.exp(-sample_mu)
+    irefer = itrans * np.exp(-foil_mu)
+    cols = ["energy eV", "i0", "itrans"] + (["irefer"] if with_irefer else [])
+    head = [f"# Column.{i + 1}: {c}" for i, c in enumerate(cols)] + [f"# Sample.reference: {reference}", "#---"]
+    data = np.column_stack([energy, i0, itrans] + ([irefer] if with_irefer else []))
+    np.savetxt(path, data, header="\n".join(h.lstrip("# ") for h in head), comments="# ")
+
+
+def test_reference_foil_channel_gives_the_calibration_edge(tmp_path):
+    _write_xdi(tmp_path / "foil.xdi", "Mn filter")
+    energy, mu, _ = spectra.read_measured(tmp_path / "foil.xdi")
+    energy_ref, mu_ref = spectra.read_reference(tmp_path / "foil.xdi")
+    assert abs(spectra.find_e0(energy, mu) - 6550.0) < 0.5
+    assert abs(spectra.find_e0(energy_ref, mu_ref) - 6539.0) < 0.5
+
+
+def test_no_reference_foil_means_none(tmp_path):
+    _write_xdi(tmp_path / "none.xdi", "none")
+    _write_xdi(tmp_path / "no-column.xdi", "Mn filter", with_irefer=False)
+    assert spectra.read_reference(tmp_path / "none.xdi") is None
+    assert spectra.read_reference(tmp_path / "no-column.xdi") is None
