@@ -155,6 +155,17 @@ def test_oxygen_group_trains_with_a_constant_descriptor(table, tmp_path):
     assert evaluate_model(model, meta, table)["descriptors"]["OS"]["accuracy"] == 1.0  # OS = -2 everywhere
 
 
+def test_flat_energy_points_are_not_amplified_by_input_scaling():
+    rng = np.random.default_rng(0)
+    spectra = torch.from_numpy(rng.normal(1.0, 0.2, (200, 32)).astype(np.float32))
+    spectra[:, :8] = 0.0  # a flat pre-edge shared by every training spectrum
+    model = SPT(32, {"NNOSM": 0}, d_model=8, n_blocks=1, top_k=2, kernel_sizes=(1, 3), window=2, dropout=0.0)
+    model.set_input_scaling(spectra)
+    typical = float(spectra.std(dim=0).median())  # the median point is one with structure
+    assert torch.allclose(model.spectrum_std[:8], torch.full((8,), 0.1 * typical))
+    assert torch.allclose(model.spectrum_std[8:], spectra[:, 8:].std(dim=0))
+
+
 def test_default_training_keeps_the_last_epoch_and_scales_inputs_on_train(table):
     model, _, summary = fit_spt(table, "nonO", {**SMALL_CFG, "max_epochs": 3, "patience": None})
     assert summary["epochs_run"] == 3 and summary["best_epoch"] == 3
