@@ -168,9 +168,16 @@ def test_newly_cached_names_the_structures_a_new_cache_part_completes(coo, tmp_p
 
     run_structure(coo, manifest, validate_config({"feff": base})["feff"], tmp_path / "work")  # real FEFF, cached
     assert newly_cached(results / "feff", FeffCache(base["cache_dir"])) == ["lib-coo-test"]
+    from xasengine.shards import bucket_of
+
+    n_buckets = validate_config({})["shards"]["n_buckets"]
+    (results / "shards").mkdir()
+    shard = results / "shards" / f"shard-{bucket_of('lib-coo-test', n_buckets):03d}.h5"
+    shard.write_text("")
     config = tmp_path / "config.yaml"
     config.write_text(json.dumps({"feff": {**base, "cached_only": True}}))
     assert main(["newly-cached", "--config", str(config), "--results", str(results), "--forget"]) == 0
     assert capsys.readouterr().out.split() == ["lib-coo-test"]
     assert not any((results / stage / "lib-coo-test.json").exists() for stage in ("sites", "descriptors", "feff"))
     assert all((results / stage / "lib-other.json").exists() for stage in ("sites", "descriptors", "feff"))
+    assert not shard.exists()  # its shard is rebuilt, which recomputes the structure

@@ -42,12 +42,17 @@ def _newly_cached(args) -> None:
 
     from .config import load_config
     from .feff.cache import FeffCache, newly_cached
+    from .shards import bucket_of
 
-    feff = load_config(args.config)["feff"]
+    config = load_config(args.config)
+    feff = config["feff"]
     results = Path(args.results)
     stale = newly_cached(results / "feff", FeffCache(feff["cache_dir"], feff["shipped_cache"]))
     for sid in stale:
-        outputs = [results / stage / f"{sid}.json" for stage in ("sites", "descriptors", "feff")]
+        # The shard holding the structure goes too: Snakemake does not rebuild an existing shard merely
+        # because an input went missing (seen with --rerun-triggers mtime), so this forces just that bucket.
+        shard = results / "shards" / f"shard-{bucket_of(sid, config['shards']['n_buckets']):03d}.h5"
+        outputs = [results / stage / f"{sid}.json" for stage in ("sites", "descriptors", "feff")] + [shard]
         if args.forget:
             for path in outputs:
                 path.unlink(missing_ok=True)
@@ -79,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "FEFF cache, e.g. after pulling new shipped parts; --forget removes their results")
     p.add_argument("--config", default="config.yaml", help="config naming the FEFF caches (feff.cache_dir, shipped_cache)")
     p.add_argument("--results", default="results")
-    p.add_argument("--forget", action="store_true", help="delete these structures' sites/descriptors/feff JSON")
+    p.add_argument("--forget", action="store_true", help="delete these structures' sites/descriptors/feff JSON and their shards")
     p.set_defaults(func=_newly_cached)
     p = sub.add_parser("predict", help="descriptors of measured or simulated spectra from a trained SPT")
     p.add_argument("inputs", nargs="+", help="spectrum files (XDI or two-column), folders of them, or HDF5 shards")
