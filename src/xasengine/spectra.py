@@ -91,8 +91,8 @@ def process(energy, mu, grid: np.ndarray, spectra_cfg: dict, smooth_ev: float = 
     return {"e0": e0, "edge_step": step, "grid": grid, "spectrum": to_grid(energy, norm, e0, grid)}
 
 
-def _read_columns(path: str | Path) -> tuple[np.ndarray, dict[str, int], dict[str, str]]:
-    """Numeric block, XDI column map (lower-case name -> index) and header of a spectrum file."""
+def _read_columns(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, int], dict[str, str]]:
+    """Energy, numeric block, XDI column map (lower-case name -> index) and header of a spectrum file."""
     path = Path(path)
     if not path.exists():
         raise SpectrumError(f"spectrum file not found: {path}")
@@ -117,18 +117,22 @@ def _read_columns(path: str | Path) -> tuple[np.ndarray, dict[str, int], dict[st
         raise SpectrumError(f"{path}: cannot read numeric columns ({exc})") from exc
     if data.shape[0] == 0 or data.shape[1] < 2:
         raise SpectrumError(f"{path}: need at least two numeric columns (energy, mu)")
-    return data, columns, header
+    return data[:, columns.get("energy", 0)], data, columns, header
+
+
+def _absorbance(data: np.ndarray, columns: dict[str, int], incident: str, transmitted: str) -> np.ndarray:
+    """mu = ln(incident / transmitted) of two XDI intensity channels."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(data[:, columns[incident]] / data[:, columns[transmitted]])
 
 
 def read_measured(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
     """XDI (transmission mu = ln(i0/itrans), or a mu column) or two-column text; returns energy, mu, header."""
-    data, columns, header = _read_columns(path)
-    energy = data[:, columns.get("energy", 0)]
+    energy, data, columns, header = _read_columns(path)
     if "mu" in columns:
         mu = data[:, columns["mu"]]
     elif "i0" in columns and "itrans" in columns:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mu = np.log(data[:, columns["i0"]] / data[:, columns["itrans"]])
+        mu = _absorbance(data, columns, "i0", "itrans")
     elif "mutrans" in columns:
         mu = data[:, columns["mutrans"]]
     else:
@@ -142,10 +146,8 @@ def read_reference(path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
     The foil's edge is the beamline's own energy calibration: chemical shifts of a measured edge are only
     meaningful against it, since monochromator offsets of several eV between beamtimes are common.
     """
-    data, columns, header = _read_columns(path)
+    energy, data, columns, header = _read_columns(path)
     has_foil = header.get("Sample.reference", "none").strip().lower() not in ("", "none")
     if not (has_foil and "itrans" in columns and "irefer" in columns):
         return None
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mu_ref = np.log(data[:, columns["itrans"]] / data[:, columns["irefer"]])
-    return data[:, columns.get("energy", 0)], mu_ref
+    return energy, _absorbance(data, columns, "itrans", "irefer")
