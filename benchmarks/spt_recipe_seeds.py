@@ -3,8 +3,8 @@
 One seed misleads: session 4 saw swings of several points between seeds on the same split. This trains each
 recipe (a JSON overlay on xasengine.train.DEFAULT_CFG) once per seed on the shards' training split, scores the
 test split with the DAG's own `evaluate_model` / `fit_random_forest` metrics, and prints mean ± sd per
-descriptor on the validation and the test split, plus the seed ensemble of each recipe (class probabilities or values averaged over its seeds) and
-the forest over the same seeds. A recipe is chosen on validation scores: the test split holds the LixCoO2
+descriptor on the validation and the test split, plus the seed ensemble of each recipe (class probabilities
+or values averaged over its seeds) and the forest over the same seeds. A recipe is chosen on validation scores: the test split holds the LixCoO2
 series, which neither training nor validation covers, so test scores also measure extrapolation.
 
     PYTHONPATH=src python benchmarks/spt_recipe_seeds.py --group O --seeds 0 1 2 --recipe '{}' --recipe '{"d_model": 32}'
@@ -23,12 +23,9 @@ import torch
 from xasengine.evaluate import evaluate_model, metrics, predict_table, scored_rows
 from xasengine.models.baselines import fit_random_forest, rf_features
 from xasengine.models.targets import TargetSpec
+from xasengine.reports.metrics_table import MAIN_SCORE
 from xasengine.shards import read_shards, select_rows
 from xasengine.train import fit_spt
-
-
-def score_key(kind: str) -> str:
-    return "f1_weighted" if kind == "classification" else "r2"
 
 
 def ensemble_scores(runs: list[tuple], test: dict) -> dict[str, float]:
@@ -43,7 +40,7 @@ def ensemble_scores(runs: list[tuple], test: dict) -> dict[str, float]:
             pred = spec.decode(mean.argmax(axis=1))
         else:
             pred = np.mean([p[spec.name]["pred"] for p in predictions], axis=0)
-        scores[spec.name] = metrics(truth, pred, spec.kind)[score_key(spec.kind)]
+        scores[spec.name] = metrics(truth, pred, spec.kind)[MAIN_SCORE[spec.kind]]
     return scores
 
 
@@ -73,9 +70,9 @@ def main() -> None:
             seconds.append(time.perf_counter() - started)
             runs.append((model, meta))
             for name, score in evaluate_model(model, meta, table)["descriptors"].items():
-                per_seed.setdefault(name, []).append(score[score_key(score["kind"])])
+                per_seed.setdefault(name, []).append(score[MAIN_SCORE[score["kind"]]])
             for name, score in evaluate_model(model, meta, table, split="val")["descriptors"].items():
-                per_seed_val.setdefault(name, []).append(score[score_key(score["kind"])])
+                per_seed_val.setdefault(name, []).append(score[MAIN_SCORE[score["kind"]]])
             print(f"recipe {recipe} seed {seed}: {seconds[-1]:.0f} s", flush=True)
         names = list(per_seed)
         rows_out.append((f"SPT {recipe}", per_seed, float(np.mean(seconds))))
@@ -89,15 +86,15 @@ def main() -> None:
     forest_val: dict[str, list[float]] = {}
     val_rows, _ = scored_rows(table, runs[0][1], "val")
     val = select_rows(table, val_rows)
+    features = rf_features(val["spectrum"], val["element"], runs[0][1]["elements"])
     started = time.perf_counter()
     for seed in args.seeds:
         forests, scores = fit_random_forest(table, args.group, {"seed": seed})
-        features = rf_features(val["spectrum"], val["element"], runs[0][1]["elements"])
         for name, score in scores.items():
-            forest.setdefault(name, []).append(score[score_key(score["kind"])])
+            forest.setdefault(name, []).append(score[MAIN_SCORE[score["kind"]]])
             truth = np.asarray(val["descriptors"][name], dtype=float)
             forest_val.setdefault(name, []).append(
-                metrics(truth, forests[name].predict(features), score["kind"])[score_key(score["kind"])])
+                metrics(truth, forests[name].predict(features), score["kind"])[MAIN_SCORE[score["kind"]]])
     seconds = (time.perf_counter() - started) / len(args.seeds)
     rows_out.append(("random forest", forest, seconds))
     val_out.append(("random forest", forest_val, seconds))
@@ -114,6 +111,7 @@ def print_table(title: str, rows: list[tuple[str, dict[str, list[float]], float]
         cells = [f"{np.mean(scores[n]):.3f}" + (f" ± {np.std(scores[n]):.3f}" if len(scores[n]) > 1 else "")
                  for n in names]
         print(f"| {label} | {seconds:.0f} | " + " | ".join(cells) + " |")
+
 
 if __name__ == "__main__":
     main()

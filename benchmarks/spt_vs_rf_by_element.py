@@ -19,6 +19,7 @@ import numpy as np
 from xasengine.evaluate import metrics, predict_table, scored_rows
 from xasengine.models.baselines import rf_features
 from xasengine.models.targets import target_kind
+from xasengine.reports.metrics_table import MAIN_SCORE
 from xasengine.shards import read_shards, select_rows
 from xasengine.train import load_checkpoint
 
@@ -52,7 +53,7 @@ def main() -> None:
         for name in names:
             kind = target_kind(name)
             truth = np.asarray(test["descriptors"][name], dtype=float)[chosen]
-            key = "f1_weighted" if kind == "classification" else "r2"
+            key = MAIN_SCORE[kind]
             a = metrics(truth, spt[name]["pred"][chosen], kind)
             b = metrics(truth, rf[name][chosen], kind)
             fmt = lambda v: "–" if v is None else f"{v:.3f}"
