@@ -15,7 +15,7 @@ from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
 from ..atomic import atomic_path
 from ..errors import ModelError
-from ..evaluate import metrics
+from .metrics import metrics
 from .targets import (GROUP_TARGETS, check_finite_spectra, check_site_table, group_mask,
                                       target_kind)
 
