@@ -1,6 +1,8 @@
 # XAS Data Engine: structures -> nonequivalent sites -> FEFF10 XANES -> descriptors -> HDF5 shards -> reports.
 # Run: snakemake --cores 2   (cluster: snakemake --profile workflow/profiles/slurm)
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from xasengine.config import validate_or_exit
 
 min_version("9.20")
 
@@ -8,7 +10,8 @@ min_version("9.20")
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# schema + cross-key checks, one line per problem and exit 1 before any job (snakemake's validate() shows a traceback)
+config.update(validate_or_exit(config))
 
 
 report: "workflow/report/workflow.rst"

@@ -9,9 +9,9 @@ from .errors import XasEngineError
 
 
 def _validate(args) -> None:
-    from .config import load_config
+    from .config import read_config_file, validate_or_exit
 
-    config = load_config(args.config)
+    config = validate_or_exit(read_config_file(args.config))  # one stderr line per problem, exit 1
     print(f"{args.config}: valid (feff preset {config['feff']['preset']}, source {config['structures']['source']})")
 
 
