@@ -57,7 +57,7 @@ def _two_column(path, energy, mu):
         ("unsorted", "strictly increasing"),
         ("short", "grid needs"),
         ("element", "not Fe"),
-        ("binary", "not a text spectrum"),
+        ("binary", "unreadable (binary data"),
         ("missing", "not found"),
     ],
 )

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from .atomic import atomic_path
 from .errors import ModelError
+from .readers import load_torch
 from .models.domain import fit_domain
 from .models.spt import SPT
 from .models.targets import (GROUP_TARGETS, IGNORE_INDEX, TargetSpec, build_target_specs,
@@ -347,10 +348,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[SPT, 
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"no SPT checkpoint at {path}")
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:
-        raise ModelError(f"cannot read SPT checkpoint {path}: {error}") from error
+    checkpoint = load_torch(path, map_location=device, weights_only=True)
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(f"{path} is not an SPT checkpoint of format {CHECKPOINT_FORMAT}")
     model = SPT(**checkpoint["hparams"]).to(device)

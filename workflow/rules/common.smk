@@ -4,6 +4,13 @@ import hashlib
 
 ENV = "../../envs/xasengine.yaml"
 STRUCTURE_JSON = "results/structures/json/{sid}.json"
+# FEFF knobs that change how jobs run, not what they compute (the cache is content-addressed): left out of rule
+# params, so changing them reruns nothing.
+FEFF_RUNTIME_KEYS = ("timeout_s", "keep_workdirs", "cache_dir")
+
+
+def feff_data_config():
+    return {k: v for k, v in config["feff"].items() if k not in FEFF_RUNTIME_KEYS}
 
 
 def structure_ids():

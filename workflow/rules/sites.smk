@@ -9,7 +9,7 @@ rule absorbing_sites:
         feff="results/feff/{sid}.json",
     params:
         sites=config["sites"],
-        feff=config["feff"],
+        feff_data=feff_data_config(),  # only triggers reruns: the job reads all of config["feff"]
         workroot="results/feff_work",
     resources:
         runtime=config["resources"]["feff_runtime"],

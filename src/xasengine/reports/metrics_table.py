@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..atomic import write_json, write_text
+from ..readers import read_json
 from .figures import pyplot, save_png
 
 MAIN_SCORE = {"classification": "f1_weighted", "regression": "r2"}
@@ -22,7 +22,7 @@ def collect(paths: list[str]) -> dict:
     """{group: {descriptor: {model: {metric: value}, 'kind': ...}}}"""
     table: dict = {}
     for path in paths:
-        doc = json.loads(Path(path).read_text())
+        doc = read_json(path)
         label = _model_label(doc, path)
         for name, scores in doc["descriptors"].items():
             entry = table.setdefault(doc["group"], {}).setdefault(name, {"kind": scores["kind"]})
