@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from xasengine.evaluate import evaluate_model, metrics, predict_table, scored_rows
-from xasengine.models.baselines import fit_random_forest, rf_features
+from xasengine.models.family import fit_family, score_model
 from xasengine.models.targets import TargetSpec
 from xasengine.reports.metrics_table import MAIN_SCORE
 from xasengine.shards import read_shards, select_rows
@@ -86,15 +86,15 @@ def main() -> None:
     forest_val: dict[str, list[float]] = {}
     val_rows, _ = scored_rows(table, runs[0][1], "val")
     val = select_rows(table, val_rows)
-    features = rf_features(val["spectrum"], val["element"], runs[0][1]["elements"])
     started = time.perf_counter()
     for seed in args.seeds:
-        forests, scores = fit_random_forest(table, args.group, {"seed": seed})
-        for name, score in scores.items():
+        forests = fit_family("rf", table, args.group, seed=seed)
+        val_predictions = forests.predict(val["spectrum"], val["element"])
+        for name, score in score_model(forests, table).items():
             forest.setdefault(name, []).append(score[MAIN_SCORE[score["kind"]]])
             truth = np.asarray(val["descriptors"][name], dtype=float)
             forest_val.setdefault(name, []).append(
-                metrics(truth, forests[name].predict(features), score["kind"])[MAIN_SCORE[score["kind"]]])
+                metrics(truth, val_predictions[name], score["kind"])[MAIN_SCORE[score["kind"]]])
     seconds = (time.perf_counter() - started) / len(args.seeds)
     rows_out.append(("random forest", forest, seconds))
     val_out.append(("random forest", forest_val, seconds))
