@@ -118,7 +118,7 @@ class FittedModel:
         elements = np.asarray(elements).astype(str).reshape(-1)
         if elements.shape != (len(spectra),):
             raise ModelError(f"need one absorbing element per spectrum, got {elements.size} for {len(spectra)}")
-        unknown = sorted(set(elements) - set(self.elements))
+        unknown = sorted(str(e) for e in set(elements) - set(self.elements))
         if unknown:
             raise ModelError(f"{self.label} model for group {self.group!r} was trained on {self.elements}, "
                              f"not {unknown}")
