@@ -8,10 +8,9 @@ import json
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
-from test_spt import SMALL_CFG, synthetic_table
+from test_spt import SMALL_CFG, one_thread, synthetic_table  # noqa: F401  (one_thread: autouse fixture)
 from xasengine.config import SCHEMA_PATH, validate_config
 from xasengine.errors import ConfigError, ModelError
 from xasengine.models.family import (BASELINES, FAMILIES, fit_family, load_model, metrics_record,
@@ -25,14 +24,6 @@ FAST = {"dt": {}, "rf": {"n_estimators": 10}, "et": {"n_estimators": 10}, "xgb":
 LEARN = {**FAST, "rf": {"n_estimators": 30}, "et": {"n_estimators": 30}, "xgb": {"n_estimators": 30},
          "ftt": {"epochs": 30, "lr": 3e-3}, "amformer": {"epochs": 30, "lr": 3e-3}, "mlp": {"epochs": 40},
          "spt": {**SMALL_CFG, "patience": None}}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
