@@ -29,6 +29,7 @@ rule all:
     input:
         "results/reports/dataset_card.md",
         "results/reports/metrics.md",
+        baseline_metrics,
     default_target: True
 
 

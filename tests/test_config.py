@@ -45,7 +45,7 @@ BAD_KNOBS = [
     ({"train": {"spt": {"lr": "1e-3"}}}, "train.spt.lr: '1e-3' is not of type 'number' (YAML reads 1e-3 as text"),
     ({"train": {"spt": {"lr": 0}}}, "train.spt.lr"),
     ({"train": {"spt": {"epochs": 5}}}, "train.spt.epochs: unknown key"),
-    ({"train": {"rf": {"n_estimators": 0}}}, "train.rf.n_estimators"),
+    ({"benchmark": {"rf": {"n_estimators": 0}}}, "benchmark.rf.n_estimators"),
     ({"resources": {"feff_mem_mb": -100}}, "resources.feff_mem_mb: -100 is less than the minimum of 1"),
     ({"resources": {"train_gpus": -1}}, "resources.train_gpus"),
     ({"resources": {"train_threads": 0}}, "resources.train_threads"),
@@ -73,8 +73,8 @@ def test_all_problems_are_reported_at_once():
 
 def test_known_good_values_pass():
     good = {"feff": {"overrides": {"scf": None, "fms": 5, "corehole": "RPA", "exchange": "0 0.0 0.0 2"}},
-            "train": {"spt": {"lr": 1.0e-3, "patience": None, "kernel_sizes": [1, 3]},
-                      "rf": {"max_features": "sqrt", "max_depth": None}},
+            "train": {"spt": {"lr": 1.0e-3, "patience": None, "kernel_sizes": [1, 3]}},
+            "benchmark": {"rf": {"max_features": "sqrt", "max_depth": None}},
             "spectra": {"grid_overrides": {"O-K": {"start": -10, "stop": 40}}}}
     assert config_problems(good)[1] == []
     assert config_problems(yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text()))[1] == []

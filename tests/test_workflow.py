@@ -21,7 +21,7 @@ from xasengine.structures.library import TINY_IDS
 pytestmark = pytest.mark.workflow
 # downstream of every shard, so they rerun whenever the dataset changes
 CARD = "results/reports/dataset_card.md"
-MODEL_RULES = {"train_spt", "train_spt_expert", "evaluate_spt", "baseline_rf", "metrics_table"}
+MODEL_RULES = {"train_spt", "train_spt_expert", "evaluate_spt", "train_baseline", "metrics_table"}
 
 
 def _feff_docs(wf):
@@ -33,7 +33,7 @@ def test_full_run_produces_shards_card_and_real_spectra(tiny_workflow):
     jobs = wf.executed(wf.first_run)
     assert jobs["absorbing_sites"] == len(TINY_IDS)
     assert jobs["structures"] == 1 and jobs["dataset_card"] == 1
-    assert jobs["train_spt"] == 2 and jobs["baseline_rf"] == 2 and jobs["metrics_table"] == 1
+    assert jobs["train_spt"] == 2 and jobs["train_baseline"] == 14 and jobs["metrics_table"] == 1
     shards = sorted((wf.root / "results" / "shards").glob("shard-*.h5"))
     assert shards and jobs["shard"] == len(shards)
     for path in shards:

@@ -79,11 +79,19 @@ def evaluate_stage(shards: list[str], checkpoint: str, out_json: str) -> None:
     write_json(out_json, evaluate_model(model, meta, table, split="test") | {"model": "SPT", "checkpoint": checkpoint})
 
 
-def baseline_stage(shards: list[str], group: str, out_model: str, out_json: str, rf_cfg: dict,
-                   n_jobs: int = 1) -> None:
-    from .models.baselines import fit_random_forest
+def train_baseline_stage(shards: list[str], family: str, group: str, out_model: str, out_json: str, cfg: dict,
+                         n_jobs: int = 1, seed: int = 0) -> None:
+    """Fit one model family on a site group, save it, and write its test metrics with timing from this run."""
+    from .models.family import fit_family, metrics_record
 
     table, data_hash = _training_table(shards)
-    _, scores = fit_random_forest(table, group, rf_cfg, out_path=out_model, n_jobs=n_jobs)
-    write_json(out_json, {"group": group, "split": "test", "model": "RandomForest", "dataset_hash": data_hash,
-                          "descriptors": scores})
+    model = fit_family(family, table, group, cfg, seed=seed, n_jobs=n_jobs)
+    if out_model:
+        model.save(out_model)
+    write_json(out_json, metrics_record(model, table, "test", data_hash))
+
+
+def benchmark_seeds_stage(metrics_paths: list[str], benchmark_paths: list[str], out_json: str, out_md: str) -> None:
+    from .reports.benchmark_seeds import write_seed_summary
+
+    write_seed_summary(metrics_paths, benchmark_paths, out_json, out_md)

@@ -35,9 +35,10 @@ from .atomic import atomic_path
 from .errors import ModelError
 from .readers import load_torch
 from .models.domain import fit_domain
+from .models.loss import masked_loss  # noqa: F401  (re-exported: tests and scripts import it from here)
 from .models.spt import SPT
-from .models.targets import (GROUP_TARGETS, IGNORE_INDEX, TargetSpec, build_target_specs,
-                                      check_finite_spectra, check_site_table, group_mask)
+from .models.targets import (IGNORE_INDEX, TargetSpec, build_target_specs,
+                             check_finite_spectra, check_site_table, group_mask, group_targets)
 
 CHECKPOINT_FORMAT = "xasengine-spt/2"  # /2: input scaling buffers, dmu/dE input, squeezed readout
 # Sized for the latency target (p50 <= 2 ms per spectrum, >= 10,000 spectra/s on 2 threads); a 5x5 kernel
@@ -83,31 +84,6 @@ def resolve_cfg(cfg: dict | None) -> dict:
 def model_hparams(cfg: dict) -> dict:
     """The architecture part of a cfg, as SPT keyword arguments."""
     return {key: cfg[key] for key in MODEL_KEYS}
-
-
-def masked_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
-                specs: list[TargetSpec]) -> tuple[torch.Tensor, dict[str, float]]:
-    """Sum over tasks of the task's mean loss over labelled sites: CE for classes, MSE for standardised values.
-
-    Classification targets use IGNORE_INDEX and regression targets NaN for 'no label'; those sites add
-    nothing to the loss or its gradient. A task with no label in the batch contributes zero.
-    """
-    total = torch.zeros((), device=next(iter(outputs.values())).device)
-    per_task = {}
-    for spec in specs:
-        output, target = outputs[spec.name], targets[spec.name]
-        if spec.kind == "classification":
-            labelled = target != IGNORE_INDEX
-            task_sum = F.cross_entropy(output, target, ignore_index=IGNORE_INDEX, reduction="sum")
-        else:
-            labelled = torch.isfinite(target)
-            # NaN must be replaced, not only masked: 0 * NaN in the backward pass would poison the gradient.
-            squared_error = (output - torch.nan_to_num(target)) ** 2
-            task_sum = torch.where(labelled, squared_error, torch.zeros_like(squared_error)).sum()
-        task_loss = task_sum / labelled.sum().clamp(min=1)
-        per_task[spec.name] = float(task_loss.detach())
-        total = total + task_loss
-    return total, per_task
 
 
 def interpolate_rows(query: torch.Tensor, grid: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -238,12 +214,7 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
     """
     cfg = resolve_cfg(cfg)
     check_site_table(table)
-    if group not in GROUP_TARGETS:
-        raise ModelError(f"unknown site group {group!r}; expected one of {sorted(GROUP_TARGETS)}")
-    names = tuple(targets) if targets else GROUP_TARGETS[group]
-    foreign = sorted(set(names) - set(GROUP_TARGETS[group]))
-    if foreign:
-        raise ModelError(f"descriptors {foreign} are not defined for group {group!r} ({GROUP_TARGETS[group]})")
+    names = group_targets(group, targets)
 
     data = _GroupData(table, group, names)
     seed_everything(cfg["seed"])

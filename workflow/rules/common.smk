@@ -65,7 +65,28 @@ def metrics_inputs(wildcards):
     groups = config["train"]["groups"]
     spt = [f"results/metrics/spt-joint-{g}.json" for g in groups]
     spt += [f"results/metrics/spt-{m}.json" for m in expert_modes()]
-    return spt + [f"results/metrics/rf-{g}.json" for g in groups]
+    return spt + [f"results/metrics/rf-{g}.json" for g in groups if "rf" in config["benchmark"]["models"]]
+
+
+# Baseline families (xasengine.models.family.FAMILIES); kept here so that planning imports nothing heavy.
+STOCHASTIC_FAMILIES = ["rf", "et", "xgb", "ftt", "amformer", "mlp"]  # dt is deterministic for a seed
+NO_MATCH = "(?!x)x"
+BASELINE_PATTERN = "|".join(config["benchmark"]["models"]) or NO_MATCH
+SEED_FAMILIES = [m for m in config["benchmark"]["models"] if m in STOCHASTIC_FAMILIES] + ["spt"]
+SEED_PATTERN = "|".join(SEED_FAMILIES)
+
+
+def family_cfg(wildcards):
+    return config["train"]["spt"] if wildcards.model == "spt" else config["benchmark"][wildcards.model]
+
+
+def baseline_metrics(wildcards):
+    return [f"results/metrics/{m}-{g}.json" for m in config["benchmark"]["models"] for g in config["train"]["groups"]]
+
+
+def seed_runs(pattern):
+    return [pattern.format(model=m, group=g, seed=s) for m in SEED_FAMILIES for g in config["train"]["groups"]
+            for s in config["benchmark"]["seeds"]]
 
 
 wildcard_constraints:
