@@ -33,9 +33,10 @@ def test_xdi_transmission_and_reference_channel():
     assert scan.element == "Mn" and scan.edge == "K" and scan.mode == "transmission"
     np.testing.assert_allclose(scan.mu, np.log(raw[:, 1] / raw[:, 2]))
     np.testing.assert_allclose(scan.reference, np.log(raw[:, 2] / raw[:, 3]))
-    # header says there was no foil: the irefer column is not trusted as one
+    # the header says "no foil", but the channel holds a 2.3-unit Ni edge: used, and the header says why
     (ni,) = read_scans(DATA / "NiOH2_rt_01.xdi")
-    assert ni.reference is None
+    assert ni.reference is not None and "holds a Ni edge" in ni.header["calibration.note"]
+    assert abs(first_inflection(ni.energy, ni.reference, tabulated_edge("Ni")) - tabulated_edge("Ni")) < 2.0
 
 
 def test_first_inflection_not_largest_derivative():
@@ -60,12 +61,16 @@ def test_calibration_undoes_a_monochromator_offset(tmp_path):
     assert cal[0].header["calibration.tabulated_edge_eV"] == tabulated_edge("Mn")
 
 
-def test_user_shift_without_reference():
-    (ni,) = read_scans(DATA / "NiOH2_rt_01.xdi")
-    assert calibrate([ni])[0].calibration == "none"
-    moved = calibrate([ni], e0_shift=-1.5)[0]
+def test_user_shift_without_reference(tmp_path):
+    (mn,) = read_scans(DATA / "MnO_rt_01.xdi")
+    cols = tmp_path / "plain.dat"
+    np.savetxt(cols, np.column_stack([mn.energy, mn.mu]), header="energy mu")
+    (plain,) = read_scans(cols)
+    assert plain.reference is None
+    assert calibrate([plain])[0].calibration == "none"
+    moved = calibrate([plain], e0_shift=-1.5)[0]
     assert moved.calibration == "user-shift" and moved.energy_shift == -1.5
-    np.testing.assert_allclose(moved.energy, ni.energy - 1.5)
+    np.testing.assert_allclose(moved.energy, plain.energy - 1.5)
 
 
 def test_flat_foil_is_one_clear_error(tmp_path):

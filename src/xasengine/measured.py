@@ -108,15 +108,27 @@ def _mu_from_channels(ch: dict[str, np.ndarray], mode: str, source: str) -> tupl
     return ch[others[0]], "mu"
 
 
-def _reference_channel(ch: dict[str, np.ndarray], header_reference: str | None, source: str) -> np.ndarray | None:
-    """The foil's mu = ln(It/Iref), unless the header says there was no reference foil."""
-    if header_reference is not None and header_reference.strip().lower() in ("", "none"):
-        return None
+def _reference_channel(ch: dict[str, np.ndarray], source: str) -> np.ndarray | None:
+    """The foil's mu = ln(It/Iref) when the file has a reference channel."""
     if "itrans" in ch and "irefer" in ch:
         return _log_ratio(ch["itrans"], ch["irefer"], "reference ln(itrans/irefer)", source)
     if "murefer" in ch:
         return ch["murefer"]
     return None
+
+
+def _foil_in_spite_of_header(energy, ref, element, edge) -> bool:
+    """XDI headers sometimes say `Sample.reference: none` over a channel that clearly holds the element's foil
+    (the shared Ni scans: a 2.3 absorbance-unit Ni edge); the data decide, and the scan's header records it."""
+    if ref is None or not element:
+        return False
+    near = tabulated_edge(element, edge)
+    if foil_edge_step(energy, ref, near) < 10 * FLAT_FOIL_STEP:
+        return False
+    try:
+        return abs(first_inflection(energy, ref, near) - near) < 5.0
+    except SpectrumError:
+        return False
 
 
 def _checked(scan: Scan) -> Scan:
@@ -154,8 +166,14 @@ def _read_xdi(path: Path, mode: str) -> list[Scan]:
     ch.setdefault("energy", np.asarray(getattr(group, "energy", []), dtype=float))
     energy = _energy_column(ch, str(path))
     mu, used = _mu_from_channels(ch, mode, str(path))
-    ref = _reference_channel(ch, attrs.get("sample", {}).get("reference"), str(path))
+    ref = _reference_channel(ch, str(path))
     header = {f"{sec}.{key}": val for sec, items in attrs.items() if isinstance(items, dict) for key, val in items.items()}
+    said = str(attrs.get("sample", {}).get("reference", "")).strip().lower()
+    if ref is not None and said in ("", "none"):
+        if _foil_in_spite_of_header(energy, ref, element, edge):
+            header["calibration.note"] = f"Sample.reference says {said or 'nothing'}, but the irefer channel holds a {element} edge"
+        else:
+            ref = None
     return [_checked(Scan(str(path), element, edge, energy, mu, used, ref, header))]
 
 
@@ -199,7 +217,7 @@ def _read_columns(path: Path, mode: str) -> list[Scan]:
         ch = {"energy": data[0], "mu": data[1]}
     energy = _energy_column(ch, str(path))
     mu, used = _mu_from_channels(ch, mode, str(path))
-    return [_checked(Scan(str(path), None, "K", energy, mu, used, _reference_channel(ch, None, str(path)), {}))]
+    return [_checked(Scan(str(path), None, "K", energy, mu, used, _reference_channel(ch, str(path)), {}))]
 
 
 def read_scans(path: str | Path, mode: str = "auto", group: str | None = None) -> list[Scan]:
