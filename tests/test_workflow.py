@@ -149,7 +149,8 @@ def test_feff_failures_are_recorded_and_the_run_goes_on(tmp_path, executable, ti
 def test_unprocessable_structures_are_recorded(tmp_path):
     config = tiny_config(
         structures={"library_ids": ["lib-coo-rocksalt"],
-                    "extra_files": [str(DATA / "disordered_CoNiO.cif"), str(DATA / "garbage.cif")]},
+                    "extra_files": [str(DATA / "disordered_CoNiO.cif"), str(DATA / "garbage.cif"),
+                                    str(DATA / "FeO_rocksalt.cif"), str(DATA / "CoO4_overoxidised.cif")]},
         feff={"preset": "ci"},
     )
     wf = WorkflowCopy(tmp_path, config)
@@ -157,6 +158,12 @@ def test_unprocessable_structures_are_recorded(tmp_path):
     rows = {r["structure_id"]: r for r in _failure_rows(wf)}
     assert "disordered" in rows["lib-extra-disordered_CoNiO"]["message"]
     assert "cannot parse" in rows["lib-extra-garbage"]["message"]
+    assert "contains Fe, outside structures.allowed_elements" in rows["lib-extra-FeO_rocksalt"]["message"]
+    card = (wf.root / CARD).read_text()
+    assert "lib-extra-FeO_rocksalt" in card and "chemical space (structures.allowed_elements): Co, Li, Mn, Ni, O\n" in card
+    assert "no oxidation-state assignment" in rows["lib-extra-CoO4_overoxidised"]["message"]
+    assert rows.pop("lib-extra-CoO4_overoxidised")["stage"] == "descriptors"
+    assert json.loads((wf.root / "results" / "feff" / "lib-extra-CoO4_overoxidised.json").read_text())["sites"] == []
     assert all(r["stage"] == "structures" for r in rows.values())
     table = read_shards(sorted((wf.root / "results" / "shards").glob("*.h5")))
     assert set(table["structure_id"]) == {"lib-coo-rocksalt"} and (table["status"] == "ok").all()
