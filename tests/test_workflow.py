@@ -221,6 +221,34 @@ def test_killed_run_resumes_without_repeating_feff(tmp_path):
     assert not list((wf.root / "results").rglob("*.tmp"))
 
 
+def test_readme_resume_sequence_clears_a_stale_lock(tmp_path):
+    """kill -9 leaves Snakemake's lock behind: the README's `--unlock`, then `--rerun-incomplete`, resumes."""
+    wf = WorkflowCopy(tmp_path, tiny_config())
+    target = "results/structures/index.tsv"
+
+    def snakemake(*args):
+        return subprocess.run([sys.executable, "-m", "snakemake", *args, "--cores", "1", "--configfile",
+                               str(wf.config_path)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile",
+                             str(wf.config_path)], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    locks = tmp_path / ".snakemake" / "locks"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(locks.glob("*")) and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list(locks.glob("*")), "the kill left no stale lock to test with"
+    locked = snakemake(target, "--rerun-incomplete")
+    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
+    assert snakemake("--unlock").returncode == 0
+    resumed = snakemake(target, "--rerun-incomplete")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert (tmp_path / target).exists() and not list(locks.glob("*"))
+
+
 def test_html_report(tiny_workflow):
     wf = tiny_workflow
     wf.snakemake("--report", "report.html")
