@@ -112,3 +112,18 @@ def test_snakemake_stops_before_any_job_with_the_line(tmp_path, bad, line):
     errors = [l for l in proc.stderr.splitlines() if l.startswith("config: ")]
     assert len(errors) == 1 and line in errors[0], proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "config file not found: {path}"),
+    (b"\x7fELF\x02\x01\x01\x00\xff\xfe", "config file {path} is not a text file"),
+    (b"feff: [1\n", "config file {path} is not valid YAML (line 2: expected ',' or ']'"),
+])
+def test_unreadable_config_file_is_one_line_naming_it(tmp_path, content, message):
+    path = tmp_path / "my.yaml"
+    if content is not None:
+        path.write_bytes(content)
+    proc = subprocess.run([sys.executable, "-m", "xasengine.cli", "validate-config", str(path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1
+    assert proc.stderr.startswith("xasengine: error [config]: " + message.format(path=path)), proc.stderr

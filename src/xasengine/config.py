@@ -152,7 +152,9 @@ def read_config_file(path: str | Path | None) -> dict:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(exc).split())}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError(f"config file {path} is not valid YAML ({where}{getattr(exc, 'problem', None) or exc})") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {path} is not a text file ({exc.reason})") from exc
     if data is None:

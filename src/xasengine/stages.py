@@ -25,7 +25,10 @@ def absorbing_sites_stage(structure_json: str, outputs, sites_cfg: dict, feff_cf
         manifest = {"structure_id": record.id, "structure_hash": record.hash, "edge": sites_cfg["edge"],
                     "sites": [], "status": "failed", "message": str(exc)}
     write_json(outputs.sites, manifest)
-    write_json(outputs.descriptors, descriptor_record(record, manifest, sites_cfg["symprec"]))
+    descriptors = descriptor_record(record, manifest, sites_cfg["symprec"])
+    write_json(outputs.descriptors, descriptors)
+    if descriptors["status"] == "failed":  # e.g. no oxidation states: unlabelled sites are not worth FEFF hours
+        manifest = {**manifest, "sites": []}
     write_json(outputs.feff, run_structure(record, manifest, feff_cfg, workroot))
 
 
