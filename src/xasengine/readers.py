@@ -40,12 +40,12 @@ def _reason(exc: BaseException) -> str:
 
 
 @contextmanager
-def reading(path: str | Path, hint: str = ""):
+def reading(path: str | Path, hint: str = "", allow_empty: bool = False):
     """Decode `path` inside the block; whatever goes wrong there is reported as this file being unreadable."""
     path = Path(path)
     if not path.exists():
         raise UnreadableFile(path, "no such file", hint)
-    if path.is_file() and path.stat().st_size == 0:
+    if not allow_empty and path.is_file() and path.stat().st_size == 0:
         raise UnreadableFile(path, "empty file", hint)
     try:
         yield path
@@ -55,8 +55,8 @@ def reading(path: str | Path, hint: str = ""):
         raise UnreadableFile(path, _reason(exc), hint) from exc
 
 
-def read_text(path: str | Path, hint: str = "") -> str:
-    with reading(path, hint):
+def read_text(path: str | Path, hint: str = "", allow_empty: bool = False) -> str:
+    with reading(path, hint, allow_empty):
         return Path(path).read_text(errors="strict")
 
 
