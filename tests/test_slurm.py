@@ -214,7 +214,9 @@ def test_a_cancelled_job_is_retried_or_reported_not_hung(slurm, tmp_path):
     """scancel the FEFF group job while it runs: the run resubmits it (profile `retries: 1`) and finishes,
     or stops naming the cancelled job; it never waits for ever."""
     wf = workflow_copy(tmp_path / "cancel")
-    proc = start_cluster_commands(wf.root, f"snakemake --profile {PROFILE} feff_all")
+    one = "lib-coo-rocksalt"  # one structure keeps the resubmission short
+    proc = start_cluster_commands(
+        wf.root, f"snakemake --profile {PROFILE} feff_all --config 'structures={{library_ids: [{one}]}}'")
     deadline = time.monotonic() + 300
     cancelled = None
     while cancelled is None and time.monotonic() < deadline and proc.poll() is None:
@@ -228,11 +230,12 @@ def test_a_cancelled_job_is_retried_or_reported_not_hung(slurm, tmp_path):
         cancel_jobs_of(wf.root)
         pytest.fail("no SLURM job of the run was seen running within 300s")
     out = finish(proc, wf.root, 900)
-    assert f"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED'" in out, out[-4000:]
+    # the cancel is caught and named: the group's error points at the cancelled job's SLURM log
+    assert "Error in group feff" in out and f"group_feff_absorbing_sites/{cancelled}.log" in out, out[-4000:]
     states = {j["JobID"]: j["State"] for j in jobs_of(wf.root)}
     assert states[cancelled].startswith("CANCELLED"), states
-    if proc.returncode == 0:  # recovered: resubmitted, and every structure's FEFF results are there
-        assert "Trying to restart job" in out and list(states.values()).count("COMPLETED") >= 1, states
-        assert sorted(p.stem for p in (wf.root / "results" / "feff").glob("*.json")) == sorted(TINY_IDS)
+    if proc.returncode == 0:  # recovered: resubmitted once, and the structure's FEFF results are there
+        assert "Trying to restart job" in out and "COMPLETED" in states.values(), states
+        assert [p.stem for p in (wf.root / "results" / "feff").glob("*.json")] == [one]
     else:
-        assert "Error in rule absorbing_sites" in out or "Error in group feff" in out, out[-4000:]
+        assert "At least one job did not complete successfully" in out, out[-4000:]
