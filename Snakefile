@@ -17,6 +17,16 @@ config.update(validate_or_exit(config))
 report: "workflow/report/workflow.rst"
 
 
+# Short aggregation steps (and the structure gathering, which may need the internet for `mp`) run in the main
+# Snakemake process, not as cluster jobs: each cluster job pays a submission and the first status poll.
+localrules:
+    all,
+    feff_all,
+    structures,
+    dataset_card,
+    metrics_table,
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/structures.smk"
 include: "workflow/rules/sites.smk"

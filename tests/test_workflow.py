@@ -100,26 +100,6 @@ def test_changing_a_feff_parameter_reruns_feff(tiny_workflow):
     assert wf.planned() == {}
 
 
-def test_slurm_profile_dry_run(tiny_workflow, monkeypatch):
-    import snakemake_executor_plugin_slurm  # noqa: F401  (the profile's executor must be installed)
-
-    wf = tiny_workflow
-    monkeypatch.setenv("SLURM_ACCOUNT", "acct")
-    monkeypatch.setenv("SLURM_PARTITION", "part")
-    config = dict(wf.config)
-    wf.set_config(config | {"feff": config["feff"] | {"overrides": {"fms": 3.5}}})
-    try:
-        proc = wf.snakemake("-n", "--profile", str(wf.root / "workflow" / "profiles" / "slurm"))
-    finally:
-        wf.set_config(config)
-    text = proc.stdout + proc.stderr
-    feff_job = text.split("rule absorbing_sites:", 1)[1].split("\n\n", 1)[0]
-    assert "slurm_account=acct" in feff_job and "slurm_partition=part" in feff_job
-    assert "runtime=240" in feff_job and "mem_mb=4000" in feff_job
-    train_job = text.split("rule train_spt:", 1)[1].split("\n\n", 1)[0]
-    assert "gres=gpu:1" in train_job
-
-
 def _failure_rows(wf):
     return read_tsv(wf.root / "results" / "reports" / "failures.tsv")
 
