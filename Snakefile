@@ -24,8 +24,7 @@ include: "workflow/rules/models.smk"
 
 rule all:
     input:
-        "results/reports/dataset_card.md",
-        "results/reports/metrics.md",
+        report_targets(),
         baseline_metrics,
     default_target: True
 
