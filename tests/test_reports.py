@@ -128,3 +128,61 @@ def test_benchmark_refuses_metrics_from_different_datasets(fitted, tmp_path):
     (tmp_path / "rf-other.json").write_text(json.dumps({**doc, "dataset_hash": "0123456789abcdef"}))
     with pytest.raises(ReportError, match="different datasets or splits.*rf-other.json: 0123456789abcdef"):
         collect([str(folder / "dt-nonO.json"), str(tmp_path / "rf-other.json")])
+
+
+REPORTS = ["benchmark.html", "benchmark_radar.png", "benchmark.csv", "benchmark_times.csv", "robustness.json",
+           "robustness_noise.png", "robustness_shift.png", "robustness_broadening.png", "expert_vs_joint.html",
+           "expert_vs_joint.png", "umap-nonO.png", "umap-O.png"]
+
+
+@pytest.mark.workflow
+def test_tiny_workflow_builds_every_report_and_level_zero_matches_each_models_metrics(tiny_workflow):
+    wf = tiny_workflow
+    reports = wf.root / "results" / "reports"
+    assert all((reports / name).is_file() for name in REPORTS)
+    robustness = json.loads((reports / "robustness.json").read_text())
+    models = set(wf.config.get("benchmark", {}).get("models", ["dt", "rf", "et", "xgb", "ftt", "amformer", "mlp"]))
+    for group, per_model in robustness["groups"].items():
+        assert len(per_model) == len(models) + 1  # every baseline and the SPT
+        for label, sweeps in per_model.items():
+            stem = "spt-joint" if label == "SPT" else next(
+                p.stem.rsplit("-", 1)[0] for p in (wf.root / "results" / "metrics").glob(f"*-{group}.json")
+                if json.loads(p.read_text())["model"] == label)
+            clean = json.loads((wf.root / "results" / "metrics" / f"{stem}-{group}.json").read_text())["descriptors"]
+            for kind in ("noise", "shift", "broadening"):
+                zero = next(p for p in sweeps[kind] if p["level"] == 0)["descriptors"]
+                for name, scores in zero.items():
+                    key = MAIN_SCORE[scores["kind"]]
+                    assert scores[key] == clean[name][key], (label, group, kind, name)
+    assert [-v for v in robustness["levels"]["shift"]] == robustness["levels"]["shift"][::-1]
+    with open(reports / "benchmark_times.csv") as fh:
+        times = {row["model"]: row for row in csv.DictReader(fh)}
+    assert len(times) == len(models) + 1 and all(float(r["train s (nonO)"]) > 0 for r in times.values())
+    expert = json.loads((reports / "expert_vs_joint.json").read_text())
+    assert all(e["joint_seconds"] > 0 and e["expert_seconds"] > 0 for e in expert["groups"].values())
+    umap = json.loads((reports / "umap-O.json").read_text())
+    assert len(umap["raw"]) == len(umap["latent"]) == umap["n_sites"] > 0
+
+
+@pytest.mark.workflow
+def test_html_report_holds_every_report_figure(tiny_workflow, tmp_path):
+    out = tmp_path / "report.html"
+    tiny_workflow.snakemake("--report", str(out))
+    page = out.read_text(errors="replace")
+    for name in REPORTS:
+        if name.endswith((".png", ".html")):
+            assert name in page, name
+
+
+@pytest.mark.workflow
+def test_negative_noise_level_fails_before_anything_runs(tiny_workflow):
+    from conftest import tiny_config
+
+    wf = tiny_workflow
+    wf.set_config(tiny_config(reports={"noise_levels": [0.0, -0.1]}))
+    try:
+        proc = wf.snakemake("-n", check=False)
+    finally:
+        wf.set_config(tiny_config())
+    assert proc.returncode != 0
+    assert "noise_levels" in proc.stdout + proc.stderr and "-0.1 is less than the minimum of 0" in proc.stdout + proc.stderr

@@ -139,6 +139,11 @@ def plot_sweep(result: dict, kind: str, path: str) -> None:
             style = dict(color="black", linewidth=2.4, zorder=5) if label == "SPT" else dict(linewidth=1.2)
             ax.plot([p["level"] for p in points], [np.nan if v is None else v for v in values], marker="o",
                     markersize=3, label=label, **style)
+        if key == "f1_weighted":
+            ax.set_ylim(-0.03, 1.03)
+        if not ax.lines or all(np.isnan(line.get_ydata()).all() for line in ax.lines):
+            ax.text(0.5, 0.5, "no score: too few or constant\ntest labels", ha="center", va="center",
+                    transform=ax.transAxes, color="grey")
         ax.set_title(f"{group} sites: {name}", fontsize=10)
         ax.set_xlabel(SWEEP_UNITS[kind], fontsize=9)
         ax.set_ylabel(SCORE_NAME[key], fontsize=9)

@@ -70,7 +70,8 @@ def group_embeddings(table: dict, checkpoint: str, cfg: dict) -> dict:
 
 def _scatter(ax, xy: np.ndarray, values: np.ndarray, kind: str, fig) -> None:
     known = np.isfinite(values) if kind != "element" else np.ones(len(values), bool)
-    ax.scatter(*xy[~known].T, s=4, color="lightgrey", label="no label")
+    if not known.all():
+        ax.scatter(*xy[~known].T, s=4, color="lightgrey", label="no label")
     if kind == "regression":
         points = ax.scatter(*xy[known].T, s=5, c=values[known], cmap="viridis")
         fig.colorbar(points, ax=ax, fraction=0.046, pad=0.02)
@@ -87,22 +88,25 @@ def _scatter(ax, xy: np.ndarray, values: np.ndarray, kind: str, fig) -> None:
     ax.set_yticks([])
 
 
-def plot_group(embedding: dict, path: str) -> None:
-    """Rows: raw spectra, SPT latent space; columns: absorber, then each descriptor."""
+def plot_group(embedding: dict, path: str, cols: int = 4) -> None:
+    """Top block: raw spectra, bottom block: SPT latent space; panels: absorber, then each descriptor."""
     plt = pyplot()
     columns = [("absorber", embedding["elements"], "element")]
     columns += [(name, values, embedding["kinds"][name]) for name, values in embedding["labels"].items()]
-    fig, axes = plt.subplots(2, len(columns), figsize=(3.3 * len(columns), 6.6), squeeze=False)
-    for r, (key, title) in enumerate((("raw", "gridded spectra"), ("latent", "SPT latent space"))):
+    block = (len(columns) + cols - 1) // cols
+    fig, axes = plt.subplots(2 * block, cols, figsize=(3.6 * cols, 3.3 * 2 * block), squeeze=False)
+    for b, (key, title) in enumerate((("raw", "gridded spectra"), ("latent", "SPT latent"))):
         for c, (name, values, kind) in enumerate(columns):
-            ax = axes[r, c]
+            ax = axes[b * block + c // cols, c % cols]
             _scatter(ax, embedding[key], values, kind, fig)
-            ax.set_title(f"{title}: {name}", fontsize=9)
+            ax.set_title(f"{title}: {name}", fontsize=10)
             ax.set_xlabel("UMAP 1", fontsize=8)
             ax.set_ylabel("UMAP 2", fontsize=8)
+        for c in range(len(columns), block * cols):
+            axes[b * block + c // cols, c % cols].axis("off")
     fig.suptitle(f"{embedding['group']} sites ({embedding['n_sites']}): UMAP of the gridded spectra (top) and of "
-                 f"the joint SPT's {embedding['latent_dim']}-d latent vector (bottom)", fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+                 f"the joint SPT's {embedding['latent_dim']}-d latent vector (bottom)", fontsize=12)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     save_png(fig, path)
 
 
