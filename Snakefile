@@ -24,7 +24,9 @@ localrules:
     feff_all,
     structures,
     dataset_card,
-    metrics_table,
+    benchmark,
+    expert_vs_joint,
+    benchmark_seeds,
 
 
 include: "workflow/rules/common.smk"
@@ -37,8 +39,7 @@ include: "workflow/rules/models.smk"
 
 rule all:
     input:
-        "results/reports/dataset_card.md",
-        "results/reports/metrics.md",
+        report_targets(),
         baseline_metrics,
     default_target: True
 

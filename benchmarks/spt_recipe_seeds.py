@@ -23,7 +23,7 @@ import torch
 from xasengine.evaluate import evaluate_model, metrics, predict_table, scored_rows
 from xasengine.models.family import fit_family, score_model
 from xasengine.models.targets import TargetSpec
-from xasengine.reports.metrics_table import MAIN_SCORE
+from xasengine.models.metrics import MAIN_SCORE
 from xasengine.shards import read_shards, select_rows
 from xasengine.train import fit_spt
 

@@ -18,7 +18,7 @@ import numpy as np
 from xasengine.evaluate import metrics, predict_table, scored_rows
 from xasengine.models.family import load_model
 from xasengine.models.targets import target_kind
-from xasengine.reports.metrics_table import MAIN_SCORE
+from xasengine.models.metrics import MAIN_SCORE
 from xasengine.shards import read_shards, select_rows
 from xasengine.train import load_checkpoint
 

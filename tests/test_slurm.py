@@ -26,7 +26,7 @@ PROFILE = "workflow/profiles/slurm"
 # wall-clock fields, the only ones a SLURM run may change
 TIMING_DATASETS = {"sites/feff_seconds"}
 # rules the profile leaves to the main Snakemake process (Snakefile `localrules`)
-LOCAL_RULES = {"structures", "dataset_card", "metrics_table"}
+LOCAL_RULES = {"structures", "dataset_card", "benchmark", "expert_vs_joint"}
 RUN_TIMEOUT = 1500  # s; a hung run (the failure this guards against) fails instead of blocking CI
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from .atomic import write_json
 from .readers import read_json
 from .structures.io import load_record
@@ -77,9 +79,17 @@ def evaluate_stage(shards: list[str], checkpoint: str, out_json: str) -> None:
     from .shards import read_shards
     from .train import load_checkpoint
 
+    from .models.family import infer_seconds_per_1000, load_model, scored_rows
+
     table = read_shards(shards, only_ok=True)
     model, meta = load_checkpoint(checkpoint)
-    write_json(out_json, evaluate_model(model, meta, table, split="test") | {"model": "SPT", "checkpoint": checkpoint})
+    record = evaluate_model(model, meta, table, split="test")
+    fitted = load_model(checkpoint)  # the family view of the same checkpoint, timed like every baseline
+    rows = scored_rows(table, fitted, "test")
+    timing = {"train_seconds": fitted.train_seconds,
+              "infer_seconds_per_1000": infer_seconds_per_1000(fitted, np.asarray(table["spectrum"])[rows],
+                                                               np.asarray(table["element"])[rows])}
+    write_json(out_json, record | timing | {"model": "SPT", "checkpoint": checkpoint})
 
 
 def train_baseline_stage(shards: list[str], family: str, group: str, out_model: str, out_json: str, cfg: dict,
@@ -98,3 +108,27 @@ def benchmark_seeds_stage(metrics_paths: list[str], benchmark_paths: list[str], 
     from .reports.benchmark_seeds import write_seed_summary
 
     write_seed_summary(metrics_paths, benchmark_paths, out_json, out_md)
+
+
+def benchmark_stage(metrics_paths: list[str], seeds_paths: list[str], outputs: dict) -> None:
+    from .reports.benchmark import write_benchmark
+
+    write_benchmark(metrics_paths, seeds_paths[0] if seeds_paths else None, outputs)
+
+
+def robustness_stage(shards: list[str], model_paths: list[str], cfg: dict, outputs: dict) -> None:
+    from .reports.robustness import write_robustness
+
+    write_robustness(shards, model_paths, cfg, outputs)
+
+
+def expert_vs_joint_stage(joint_paths: list[str], expert_paths: list[str], outputs: dict) -> None:
+    from .reports.expert_vs_joint import write_expert_vs_joint
+
+    write_expert_vs_joint(joint_paths, expert_paths, outputs)
+
+
+def umap_stage(shards: list[str], checkpoint: str, cfg: dict, outputs: dict) -> None:
+    from .reports.umap_embed import write_umap
+
+    write_umap(shards, checkpoint, cfg, outputs)

@@ -62,11 +62,11 @@ def expert_modes():
     return [f"expert-{g}-{d}" for g in config["train"]["groups"] for d in GROUP_DESCRIPTORS[g] if d in wanted]
 
 
-def metrics_inputs(wildcards):
-    groups = config["train"]["groups"]
-    spt = [f"results/metrics/spt-joint-{g}.json" for g in groups]
-    spt += [f"results/metrics/spt-{m}.json" for m in expert_modes()]
-    return spt + [f"results/metrics/rf-{g}.json" for g in groups if "rf" in config["benchmark"]["models"]]
+def spt_metrics(kind):
+    """Test metrics of the joint SPTs ("joint") or of the expert SPTs ("expert")."""
+    if kind == "joint":
+        return [f"results/metrics/spt-joint-{g}.json" for g in config["train"]["groups"]]
+    return [f"results/metrics/spt-{m}.json" for m in expert_modes()]
 
 
 # Baseline families (xasengine.models.family.FAMILIES); kept here so that planning imports nothing heavy.
@@ -108,3 +108,31 @@ wildcard_constraints:
     group="nonO|O",
     descriptor="[A-Z0-9]+",
     bucket="[0-9]+",
+
+
+def benchmark_inputs(wildcards):
+    return spt_metrics("joint") + baseline_metrics(wildcards)
+
+
+def seed_summary_if_built(wildcards):
+    """benchmark_seeds.json once `snakemake benchmark_seeds` has made it (the benchmark then quotes the seed
+    spread); the main run does not build it, seed runs being several times the cost of the benchmark."""
+    path = "results/reports/benchmark_seeds.json"
+    return [path] if os.path.exists(path) else []
+
+
+def report_models(wildcards):
+    """Every trained model the robustness sweeps perturb: the joint SPTs and each baseline family."""
+    groups = config["train"]["groups"]
+    return [f"results/models/spt-joint-{g}.pt" for g in groups] + [
+        f"results/models/{m}-{g}.joblib" for m in config["benchmark"]["models"] for g in groups]
+
+
+def report_targets():
+    """Everything `rule all` builds after the shards: the dataset card and every comparison report."""
+    targets = ["results/reports/dataset_card.md", "results/reports/benchmark.html",
+               "results/reports/robustness.json"]
+    targets += [f"results/reports/umap-{g}.png" for g in config["train"]["groups"]]
+    if expert_modes():
+        targets.append("results/reports/expert_vs_joint.html")
+    return targets

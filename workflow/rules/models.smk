@@ -115,17 +115,3 @@ rule benchmark_seeds:
     script:
         "../scripts/benchmark_seeds.py"
 
-
-rule metrics_table:
-    input:
-        metrics_inputs,
-    output:
-        table=report("results/reports/metrics.md", category="Models", caption="../report/metrics.rst"),
-        figure=report("results/reports/metrics.png", category="Models", caption="../report/metrics.rst"),
-        json="results/reports/metrics.json",
-    log:
-        "results/logs/metrics_table.log",
-    conda:
-        ENV
-    script:
-        "../scripts/metrics_table.py"

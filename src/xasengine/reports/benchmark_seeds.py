@@ -10,9 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_json, write_text
-from .metrics_table import MAIN_SCORE
-
-SECOND_SCORE = {"classification": "accuracy", "regression": "mae"}
+from ..models.metrics import MAIN_SCORE, SECOND_SCORE
 
 
 def _spread(values: list) -> dict:
