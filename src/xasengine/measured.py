@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SpectrumError
+from .readers import UnreadableFile, reading
 
 MODES = ("auto", "transmission", "fluorescence", "mu")
 ALIGN_WINDOW_EV = (-8.0, 5.0)  # around the master's first inflection: the edge onset every foil shares
@@ -155,10 +156,8 @@ def _energy_column(ch: dict[str, np.ndarray], source: str) -> np.ndarray:
 
 def _read_xdi(path: Path, mode: str) -> list[Scan]:
     read_xdi = _larch()[0]
-    try:
+    with reading(path):  # larch's XDI reader raises generic errors on malformed files
         group = read_xdi(str(path))
-    except Exception as exc:  # larch's XDI reader raises generic errors on malformed files
-        raise SpectrumError(f"{path}: not a readable XDI file ({exc})") from exc
     ch = _channels(group)
     attrs = getattr(group, "attrs", {}) or {}
     element = attrs.get("element", {}).get("symbol")
@@ -179,10 +178,8 @@ def _read_xdi(path: Path, mode: str) -> list[Scan]:
 
 def _read_athena(path: Path, group_name: str | None) -> list[Scan]:
     read_athena = _larch()[1]
-    try:
+    with reading(path):
         project = read_athena(str(path), do_preedge=False)
-    except Exception as exc:
-        raise SpectrumError(f"{path}: not a readable Athena project ({exc})") from exc
     groups = dict(project.groups)
     if group_name is not None:
         if group_name not in groups:
@@ -205,10 +202,8 @@ def _read_athena(path: Path, group_name: str | None) -> list[Scan]:
 
 def _read_columns(path: Path, mode: str) -> list[Scan]:
     read_ascii = _larch()[2]
-    try:
+    with reading(path):
         group = read_ascii(str(path))
-    except Exception as exc:
-        raise SpectrumError(f"{path}: cannot read numeric columns ({exc})") from exc
     data = np.asarray(getattr(group, "data", np.empty((0, 0))), dtype=float)
     if data.ndim != 2 or data.shape[0] < 2 or data.shape[1] < 10:
         raise SpectrumError(f"{path}: need at least two numeric columns (energy, mu) of ≥ 10 rows")
@@ -230,8 +225,10 @@ def read_scans(path: str | Path, mode: str = "auto", group: str | None = None) -
     suffix = path.suffix.lower()
     if suffix == ".prj":
         return _read_athena(path, group)
-    with open(path, "rb") as fh:
-        head = fh.read(64)
+    with reading(path), open(path, "rb") as fh:
+        head = fh.read(4096)
+    if b"\x00" in head or not head.strip():
+        raise UnreadableFile(path, "binary data where text was expected" if head.strip() else "no data")
     if head.lstrip().startswith(b"# XDI"):
         return _read_xdi(path, mode)
     return _read_columns(path, mode)
@@ -310,6 +307,16 @@ def align_shift(master_e: np.ndarray, master_ref: np.ndarray, energy: np.ndarray
     return float(shifts[i])
 
 
+def check_foil(scan: Scan) -> None:
+    """A reference channel that is there but shows no edge cannot calibrate anything: say so, per scan."""
+    if scan.reference is None or not scan.element:
+        return
+    step = foil_edge_step(scan.energy, scan.reference, tabulated_edge(scan.element, scan.edge))
+    if step < FLAT_FOIL_STEP:
+        raise SpectrumError(f"{scan.source}: the reference foil channel is flat (edge step {step:.3f}); "
+                            "calibrate with --e0-shift instead")
+
+
 def calibrate(scans: list[Scan], e0_shift: float | None = None, master: str | None = None) -> list[Scan]:
     """Energy-calibrated copies of the scans (see the module docstring); per element one master reference.
 
@@ -323,10 +330,7 @@ def calibrate(scans: list[Scan], e0_shift: float | None = None, master: str | No
     for element, idx in by_element.items():
         edge_e = tabulated_edge(element, scans[idx[0]].edge)
         for i in idx:
-            step = foil_edge_step(scans[i].energy, scans[i].reference, edge_e)
-            if step < FLAT_FOIL_STEP:
-                raise SpectrumError(f"{scans[i].source}: the reference foil channel is flat (edge step {step:.3f}); "
-                                    "calibrate with --e0-shift instead")
+            check_foil(scans[i])
         chosen = next((i for i in idx if master and master in scans[i].source), idx[0])
         m = scans[chosen]
         inflection = first_inflection(m.energy, m.reference, edge_e, m.source)
