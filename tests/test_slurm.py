@@ -182,6 +182,7 @@ def cluster_and_local_runs(slurm, tmp_path_factory):
     return cluster.root, local.root, out
 
 
+@pytest.mark.workflow
 def test_readme_cluster_commands_match_a_local_run(cluster_and_local_runs):
     cluster, local, out = cluster_and_local_runs
     jobs = jobs_of(cluster)
@@ -210,6 +211,7 @@ def test_readme_cluster_commands_match_a_local_run(cluster_and_local_runs):
     assert f"{len(TINY_IDS)} structures" in (cluster / card).read_text()
 
 
+@pytest.mark.workflow
 def test_a_cancelled_job_is_retried_or_reported_not_hung(slurm, tmp_path):
     """scancel the FEFF group job while it runs: the run resubmits it (profile `retries: 1`) and finishes,
     or stops naming the cancelled job; it never waits for ever."""
