@@ -17,6 +17,18 @@ config.update(validate_or_exit(config))
 report: "workflow/report/workflow.rst"
 
 
+# Short aggregation steps (and the structure gathering, which may need the internet for `mp`) run in the main
+# Snakemake process, not as cluster jobs: each cluster job pays a submission and the first status poll.
+localrules:
+    all,
+    feff_all,
+    structures,
+    dataset_card,
+    benchmark,
+    expert_vs_joint,
+    benchmark_seeds,
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/structures.smk"
 include: "workflow/rules/sites.smk"
@@ -27,8 +39,8 @@ include: "workflow/rules/models.smk"
 
 rule all:
     input:
-        "results/reports/dataset_card.md",
-        "results/reports/metrics.md",
+        report_targets(),
+        baseline_metrics,
     default_target: True
 
 

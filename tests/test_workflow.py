@@ -21,7 +21,8 @@ from xasengine.structures.library import TINY_IDS
 pytestmark = pytest.mark.workflow
 # downstream of every shard, so they rerun whenever the dataset changes
 CARD = "results/reports/dataset_card.md"
-MODEL_RULES = {"train_spt", "train_spt_expert", "evaluate_spt", "baseline_rf", "metrics_table"}
+MODEL_RULES = {"train_spt", "train_spt_expert", "evaluate_spt", "train_baseline", "benchmark", "robustness",
+               "expert_vs_joint", "umap_embed"}
 
 
 def _feff_docs(wf):
@@ -33,7 +34,7 @@ def test_full_run_produces_shards_card_and_real_spectra(tiny_workflow):
     jobs = wf.executed(wf.first_run)
     assert jobs["absorbing_sites"] == len(TINY_IDS)
     assert jobs["structures"] == 1 and jobs["dataset_card"] == 1
-    assert jobs["train_spt"] == 2 and jobs["baseline_rf"] == 2 and jobs["metrics_table"] == 1
+    assert jobs["train_spt"] == 2 and jobs["train_baseline"] == 14 and jobs["benchmark"] == 1
     shards = sorted((wf.root / "results" / "shards").glob("shard-*.h5"))
     assert shards and jobs["shard"] == len(shards)
     for path in shards:
@@ -54,8 +55,8 @@ def test_full_run_produces_shards_card_and_real_spectra(tiny_workflow):
     assert np.isfinite(table["descriptors"]["NNOSM"][~non_o]).all()
     card = (wf.root / "results" / "reports" / "dataset_card.md").read_text()
     assert f"{len(TINY_IDS)} structures" in card and "Co-K" in card
-    metrics = (wf.root / "results" / "reports" / "metrics.md").read_text()
-    assert "nonO sites" in metrics and "O sites" in metrics and "SPT joint" in metrics
+    benchmark = (wf.root / "results" / "reports" / "benchmark.html").read_text()
+    assert "nonO sites" in benchmark and "O sites" in benchmark and "SPT" in benchmark
     feff = _feff_docs(wf)
     for doc in feff.values():
         for site in doc["sites"]:
@@ -98,26 +99,6 @@ def test_changing_a_feff_parameter_reruns_feff(tiny_workflow):
     finally:
         wf.set_config(config)
     assert wf.planned() == {}
-
-
-def test_slurm_profile_dry_run(tiny_workflow, monkeypatch):
-    import snakemake_executor_plugin_slurm  # noqa: F401  (the profile's executor must be installed)
-
-    wf = tiny_workflow
-    monkeypatch.setenv("SLURM_ACCOUNT", "acct")
-    monkeypatch.setenv("SLURM_PARTITION", "part")
-    config = dict(wf.config)
-    wf.set_config(config | {"feff": config["feff"] | {"overrides": {"fms": 3.5}}})
-    try:
-        proc = wf.snakemake("-n", "--profile", str(wf.root / "workflow" / "profiles" / "slurm"))
-    finally:
-        wf.set_config(config)
-    text = proc.stdout + proc.stderr
-    feff_job = text.split("rule absorbing_sites:", 1)[1].split("\n\n", 1)[0]
-    assert "slurm_account=acct" in feff_job and "slurm_partition=part" in feff_job
-    assert "runtime=240" in feff_job and "mem_mb=4000" in feff_job
-    train_job = text.split("rule train_spt:", 1)[1].split("\n\n", 1)[0]
-    assert "gres=gpu:1" in train_job
 
 
 def _failure_rows(wf):

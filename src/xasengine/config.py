@@ -11,6 +11,7 @@ import jsonschema
 import yaml
 
 from .errors import ConfigError
+from .readers import UnreadableFile, read_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -150,13 +151,13 @@ def read_config_file(path: str | Path | None) -> dict:
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(read_text(path, allow_empty=True)) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
         raise ConfigError(f"config file {path} is not valid YAML ({where}{getattr(exc, 'problem', None) or exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not a text file ({exc.reason})") from exc
+    except UnreadableFile as exc:  # binary or damaged: the readers' one line, under the config stage
+        raise ConfigError(str(exc)) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

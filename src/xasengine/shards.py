@@ -27,6 +27,7 @@ from .atomic import atomic_path
 from .config import stable_hash
 from .descriptors import ALL_DESCRIPTORS
 from .errors import ShardError, SpectrumError
+from .readers import open_hdf5
 from .spectra import edge_grid, process
 
 SCHEMA_VERSION = 1
@@ -156,7 +157,7 @@ def read_shards(paths, only_ok: bool = False) -> dict:
     """Concatenate shards into the site table used by training: plain numpy arrays plus a descriptors dict."""
     parts = []
     for path in paths:
-        with h5py.File(path, "r") as fh:
+        with open_hdf5(path) as fh:
             version = int(fh.attrs.get("schema_version", -1))
             if version != SCHEMA_VERSION:
                 raise ShardError(f"{path}: schema_version {version}, this xasengine reads {SCHEMA_VERSION}")

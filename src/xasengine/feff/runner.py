@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import FeffCrashError, FeffRunError, XasEngineError
+from ..readers import UnreadableFile
 from .cache import NOT_COMPUTED, FeffCache, cache_key
 from .inputs import RESCUE_NOTE, feff_input_text, rescue_input_text
 from .presets import resolve_preset
@@ -152,6 +153,8 @@ def run_structure(record, manifest: dict, feff_cfg: dict, workroot: str | Path) 
             if entry is not None:
                 row.update(status="ok", message=entry.get("rescue", ""), energy=entry["energy"], mu=entry["mu"],
                            feff_seconds=entry["feff_seconds"], stage_seconds=entry.get("stage_seconds", {}))
+        except UnreadableFile:
+            raise  # a damaged shipped cache part is the project's problem, not this site's: stop and name it
         except XasEngineError as exc:
             row.update(status="failed", message=str(exc), energy=[], mu=[], feff_seconds=float("nan"))
             row.setdefault("feff_hash", "")

@@ -6,7 +6,6 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from ..atomic import write_json, write_text
@@ -14,6 +13,7 @@ from .figures import pyplot, save_png
 from ..descriptors import DESCRIPTORS_NON_O, DESCRIPTORS_O
 from ..feff.cache import NOT_COMPUTED
 from ..feff.inputs import RESCUE_NOTE
+from ..readers import open_hdf5
 from ..shards import read_shards
 from ..structures.collect import FAILURE_COLUMNS, read_tsv, tsv_text
 from ..structures.io import DEFAULT_ELEMENTS
@@ -25,7 +25,7 @@ CONTINUOUS = ("NNRS", "MOOD", "NNOSM")
 def _structure_failures(shard_paths) -> list[dict]:
     rows = []
     for path in shard_paths:
-        with h5py.File(path, "r") as fh:
+        with open_hdf5(path) as fh:
             s = fh["structures"]
             for sid, status, message in zip(s["structure_id"].asstr()[()], s["status"].asstr()[()],
                                              s["message"].asstr()[()]):
@@ -81,9 +81,9 @@ def summarize(table: dict, failures: list[dict], shard_paths) -> dict:
                 )
     engines = set()
     for path in shard_paths:
-        with h5py.File(path, "r") as fh:
+        with open_hdf5(path) as fh:
             engines.update(json.loads(fh.attrs["feff_engines"]))
-    with h5py.File(sorted(shard_paths)[0], "r") as fh:
+    with open_hdf5(sorted(shard_paths)[0]) as fh:
         summary["provenance"] = {
             "schema_version": int(fh.attrs["schema_version"]),
             "xasengine_version": str(fh.attrs["xasengine_version"]),

@@ -12,6 +12,7 @@ from pymatgen.core import Structure
 
 from ..atomic import write_text_if_changed
 from ..errors import StructureError
+from ..readers import UnreadableFile, reading
 
 
 @dataclass
@@ -81,16 +82,18 @@ def check_elements(structure: Structure, label: str, allowed) -> None:
 
 
 def read_structure_file(path: str | Path) -> Structure:
+    """A user's structure file; unreadable is a StructureError so the structures stage records it as a failure."""
     path = Path(path)
     if not path.exists():
         raise StructureError(f"structure file not found: {path}")
     try:
-        if path.suffix == ".json":
-            doc = json.loads(path.read_text())
-            return Structure.from_dict(doc.get("structure", doc))
-        return Structure.from_file(path)
-    except Exception as exc:  # pymatgen raises many types for unreadable files
-        raise StructureError(f"{path}: cannot parse structure file ({type(exc).__name__}: {exc})") from exc
+        with reading(path):
+            if path.suffix == ".json":
+                doc = json.loads(path.read_text())
+                return Structure.from_dict(doc.get("structure", doc))
+            return Structure.from_file(path)
+    except UnreadableFile as exc:
+        raise StructureError(str(exc)) from exc
 
 
 def write_record(record: StructureRecord, folder: str | Path) -> Path:
@@ -100,11 +103,12 @@ def write_record(record: StructureRecord, folder: str | Path) -> Path:
 
 
 def load_record(path: str | Path) -> StructureRecord:
-    doc = json.loads(Path(path).read_text())
-    return StructureRecord(
-        id=doc["id"],
-        structure=Structure.from_dict(doc["structure"]),
-        source=doc["source"],
-        family=doc["family"],
-        reference=doc.get("reference", ""),
-    )
+    with reading(path):
+        doc = json.loads(Path(path).read_text())
+        return StructureRecord(
+            id=doc["id"],
+            structure=Structure.from_dict(doc["structure"]),
+            source=doc["source"],
+            family=doc["family"],
+            reference=doc.get("reference", ""),
+        )

@@ -13,6 +13,7 @@ from pymatgen.core import Structure
 from ..atomic import write_json
 from ..config import stable_hash
 from ..errors import StructureError
+from ..readers import read_json
 from .io import StructureRecord
 
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9]{16}$|^[A-Za-z0-9]{32}$")
@@ -130,6 +131,9 @@ def _failure(exc: Exception) -> str:
             f"retry later, or note that {OFFLINE_HINT}")
 
 
+REFETCH = "a Materials Project cache file: delete it to fetch it again"
+
+
 def fetch_mp(options: dict, rester=None) -> list[StructureRecord]:
     """Query once, cache each material as its own JSON plus the id list per query; reruns read only the cache."""
     cache = Path(options["cache_dir"])
@@ -137,7 +141,7 @@ def fetch_mp(options: dict, rester=None) -> list[StructureRecord]:
     query = {k: options[k] for k in ("energy_above_hull_max", "max_sites", "ordered_only")} | {"systems": systems}
     listing = cache / f"query-{stable_hash(query)}.json"
     if listing.exists():
-        ids = json.loads(listing.read_text())["material_ids"]
+        ids = read_json(listing, REFETCH)["material_ids"]
     else:
         if rester is None:
             rester = (
@@ -159,7 +163,7 @@ def fetch_mp(options: dict, rester=None) -> list[StructureRecord]:
         write_json(listing, {"query": query, "material_ids": ids})
     records = []
     for mid in ids:
-        doc = json.loads((cache / "materials" / f"{mid}.json").read_text())
+        doc = read_json(cache / "materials" / f"{mid}.json", REFETCH)
         structure = Structure.from_dict(doc["structure"])
         if options["ordered_only"] and not structure.is_ordered:
             continue
