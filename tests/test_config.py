@@ -46,6 +46,8 @@ BAD_KNOBS = [
     ({"train": {"spt": {"lr": 0}}}, "train.spt.lr"),
     ({"train": {"spt": {"epochs": 5}}}, "train.spt.epochs: unknown key"),
     ({"benchmark": {"rf": {"n_estimators": 0}}}, "benchmark.rf.n_estimators"),
+    ({"benchmark": {"mlp": {"epochs": 0}}}, "benchmark.mlp.epochs: 0 is less than the minimum of 1"),
+    ({"benchmark": {"ftt": {"lr": "fast"}}}, "benchmark.ftt.lr: 'fast' is not of type 'number'"),
     ({"resources": {"feff_mem_mb": -100}}, "resources.feff_mem_mb: -100 is less than the minimum of 1"),
     ({"resources": {"train_gpus": -1}}, "resources.train_gpus"),
     ({"resources": {"train_threads": 0}}, "resources.train_threads"),
@@ -74,7 +76,7 @@ def test_all_problems_are_reported_at_once():
 def test_known_good_values_pass():
     good = {"feff": {"overrides": {"scf": None, "fms": 5, "corehole": "RPA", "exchange": "0 0.0 0.0 2"}},
             "train": {"spt": {"lr": 1.0e-3, "patience": None, "kernel_sizes": [1, 3]}},
-            "benchmark": {"rf": {"max_features": "sqrt", "max_depth": None}},
+            "benchmark": {"rf": {"max_features": "sqrt", "max_depth": None}, "mlp": {"epochs": 5, "lr": 0.01}},
             "spectra": {"grid_overrides": {"O-K": {"start": -10, "stop": 40}}}}
     assert config_problems(good)[1] == []
     assert config_problems(yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text()))[1] == []
@@ -103,7 +105,7 @@ def test_validate_config_cli_prints_one_line_per_problem(tmp_path):
         f"xasengine: error [config]: config file {path} must hold a mapping of keys, not a list"]
 
 
-@pytest.mark.parametrize("bad, line", [BAD_KNOBS[1], BAD_KNOBS[5], BAD_KNOBS[12], BAD_KNOBS[18]])
+@pytest.mark.parametrize("bad, line", [BAD_KNOBS[1], BAD_KNOBS[5], BAD_KNOBS[14], BAD_KNOBS[20]])
 def test_snakemake_stops_before_any_job_with_the_line(tmp_path, bad, line):
     wf = WorkflowCopy(tmp_path, tiny_config(**bad))
     proc = wf.snakemake(check=False, timeout=120)
