@@ -138,10 +138,10 @@ def test_benchmark_seeds_reports_the_spread_of_the_per_seed_runs(tiny_workflow):
     stochastic = [f for f in wf.config.get("benchmark", {}).get("models", BASELINES) if FAMILIES[f].stochastic]
     assert jobs["seed_run"] == (len(stochastic) + 1) * 2 * len(seeds)  # + the joint SPT; two site groups
     summary = json.loads((wf.root / "results" / "reports" / "benchmark_seeds.json").read_text())
-    assert summary["seconds"] > 0 and "DecisionTree" not in summary["models"]
-    runs = [json.loads((wf.root / "results" / "seeds" / f"rf-O-seed{s}.json").read_text()) for s in seeds]
-    r2 = [run["descriptors"]["NNOSM"]["r2"] for run in runs]
-    entry = summary["models"]["RandomForest"]["O"]["descriptors"]["NNOSM"]["r2"]
+    assert summary["seconds"] > 0 and summary["cpu_seconds"] > 0 and "DecisionTree" not in summary["models"]
+    runs = [json.loads((wf.root / "results" / "seeds" / f"rf-nonO-seed{s}.json").read_text()) for s in seeds]
+    r2 = [run["descriptors"]["MOOD"]["r2"] for run in runs]
+    entry = summary["models"]["RandomForest"]["nonO"]["descriptors"]["MOOD"]["r2"]
     assert entry["n_seeds"] == len(seeds) and entry["mean"] == pytest.approx(np.mean(r2))
     assert entry["sd"] == pytest.approx(np.std(r2, ddof=1)) and entry["sd"] > 0  # the seed does change a forest
     assert "SPT" in summary["models"] and "± " in (wf.root / "results" / "reports" / "benchmark_seeds.md").read_text()
