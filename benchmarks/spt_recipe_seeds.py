@@ -2,7 +2,7 @@
 
 One seed misleads: session 4 saw swings of several points between seeds on the same split. This trains each
 recipe (a JSON overlay on xasengine.train.DEFAULT_CFG) once per seed on the shards' training split, scores the
-test split with the DAG's own `evaluate_model` / `fit_random_forest` metrics, and prints mean ± sd per
+test split with the DAG's own `evaluate_model` / `score_model` metrics, and prints mean ± sd per
 descriptor on the validation and the test split, plus the seed ensemble of each recipe (class probabilities
 or values averaged over its seeds) and the forest over the same seeds. A recipe is chosen on validation scores: the test split holds the LixCoO2
 series, which neither training nor validation covers, so test scores also measure extrapolation.

@@ -8,10 +8,9 @@ import json
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
-from test_spt import SMALL_CFG, synthetic_table
+from test_spt import SMALL_CFG, one_thread, synthetic_table  # noqa: F401  (one_thread: autouse fixture)
 from xasengine.config import SCHEMA_PATH, validate_config
 from xasengine.errors import ConfigError, ModelError
 from xasengine.models.family import (BASELINES, FAMILIES, fit_family, load_model, metrics_record,
@@ -25,14 +24,6 @@ FAST = {"dt": {}, "rf": {"n_estimators": 10}, "et": {"n_estimators": 10}, "xgb":
 LEARN = {**FAST, "rf": {"n_estimators": 30}, "et": {"n_estimators": 30}, "xgb": {"n_estimators": 30},
          "ftt": {"epochs": 30, "lr": 3e-3}, "amformer": {"epochs": 30, "lr": 3e-3}, "mlp": {"epochs": 40},
          "spt": {**SMALL_CFG, "patience": None}}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +127,21 @@ def test_schema_lists_exactly_each_familys_settings():
     assert schema["models"]["items"]["enum"] == list(BASELINES)
     for family in BASELINES:
         assert sorted(schema[family]["propertyNames"]["enum"]) == sorted(resolve_family_cfg(family, {}))
+
+
+@pytest.mark.workflow
+def test_benchmark_seeds_reports_the_spread_of_the_per_seed_runs(tiny_workflow):
+    wf = tiny_workflow
+    jobs = wf.executed(wf.snakemake("benchmark_seeds"))
+    seeds = wf.config["benchmark"]["seeds"]
+    stochastic = [f for f in wf.config.get("benchmark", {}).get("models", BASELINES) if FAMILIES[f].stochastic]
+    assert jobs["seed_run"] == (len(stochastic) + 1) * 2 * len(seeds)  # + the joint SPT; two site groups
+    summary = json.loads((wf.root / "results" / "reports" / "benchmark_seeds.json").read_text())
+    assert summary["seconds"] > 0 and summary["cpu_seconds"] > 0 and "DecisionTree" not in summary["models"]
+    runs = [json.loads((wf.root / "results" / "seeds" / f"rf-nonO-seed{s}.json").read_text()) for s in seeds]
+    r2 = [run["descriptors"]["MOOD"]["r2"] for run in runs]
+    entry = summary["models"]["RandomForest"]["nonO"]["descriptors"]["MOOD"]["r2"]
+    assert entry["n_seeds"] == len(seeds) and entry["mean"] == pytest.approx(np.mean(r2))
+    assert entry["sd"] == pytest.approx(np.std(r2, ddof=1)) and entry["sd"] > 0  # the seed does change a forest
+    assert "SPT" in summary["models"] and "± " in (wf.root / "results" / "reports" / "benchmark_seeds.md").read_text()
+    assert wf.planned("benchmark_seeds") == {}
