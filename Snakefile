@@ -1,11 +1,8 @@
 # XAS Data Engine: structures -> nonequivalent sites -> FEFF10 XANES -> descriptors -> HDF5 shards -> reports.
 # Run: snakemake --cores 2   (cluster: snakemake --profile workflow/profiles/slurm)
-import sys
+from snakemake.utils import min_version
 
-from snakemake.utils import min_version, validate
-
-from xasengine.config import validate_config
-from xasengine.errors import ConfigError
+from xasengine.config import validate_or_exit
 
 min_version("9.20")
 
@@ -13,15 +10,23 @@ min_version("9.20")
 configfile: "config.yaml"
 
 
-# one line naming the bad key (snakemake's own message below it is a page of schema)
-try:
-    validate_config(config)
-except ConfigError as error:
-    sys.exit(f"error [config]: {error}")
-validate(config, "workflow/schemas/config.schema.yaml")
+# schema + cross-key checks, one line per problem and exit 1 before any job (snakemake's validate() shows a traceback)
+config.update(validate_or_exit(config))
 
 
 report: "workflow/report/workflow.rst"
+
+
+# Short aggregation steps (and the structure gathering, which may need the internet for `mp`) run in the main
+# Snakemake process, not as cluster jobs: each cluster job pays a submission and the first status poll.
+localrules:
+    all,
+    feff_all,
+    structures,
+    dataset_card,
+    benchmark,
+    expert_vs_joint,
+    benchmark_seeds,
 
 
 include: "workflow/rules/common.smk"

@@ -21,7 +21,7 @@ import torch
 from xasengine.config import load_config
 from xasengine.models.family import FAMILIES, fit_family
 from xasengine.models.targets import GROUP_TARGETS
-from xasengine.reports.metrics_table import MAIN_SCORE
+from xasengine.models.metrics import MAIN_SCORE
 from xasengine.shards import read_shards, select_rows
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from xasengine.models.family import BASELINES, fit_family, score_model
-from xasengine.reports.metrics_table import MAIN_SCORE
+from xasengine.models.metrics import MAIN_SCORE
 from xasengine.shards import read_shards
 
 # Small on purpose: each axis is one knob the family is known to be sensitive to on a few thousand samples.

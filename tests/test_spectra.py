@@ -6,6 +6,7 @@ import pytest
 from xasengine import spectra
 from xasengine.config import validate_config
 from xasengine.errors import SpectrumError
+from xasengine.readers import UnreadableFile
 
 XDI = Path(__file__).resolve().parents[2] / "shared" / "data" / "experimental-xanes"
 CFG = validate_config({})["spectra"]
@@ -66,7 +67,7 @@ def test_grid_not_covered_is_an_error():
 def test_unreadable_file(tmp_path):
     bad = tmp_path / "bad.dat"
     bad.write_bytes(b"\x89PNG\x00\xff\xfe")
-    with pytest.raises(SpectrumError):
+    with pytest.raises(UnreadableFile, match=rf"^{bad}: unreadable \(binary data"):
         spectra.read_measured(bad)
     with pytest.raises(SpectrumError, match="not found"):
         spectra.read_measured(tmp_path / "missing.xdi")

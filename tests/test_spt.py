@@ -310,3 +310,26 @@ def test_typicality_ranks_unlike_spectra_above_unseen_simulated_ones(trained, ta
     assert typicality(domain, table["spectrum"][rows][:1])[0]["percentile"] <= 100.0
     small = fit_domain(table["spectrum"][:30], table["spectrum"][30:35])  # too few validation spectra
     assert small["reference_split"] == "train" and ATYPICAL_PERCENTILE == 95.0
+
+
+def test_validation_temperature_keeps_classes_and_lowers_validation_nll(table, trained):
+    """Probabilities are temperature-scaled on the validation split: same classes, lower validation NLL."""
+    model, meta, summary = trained
+    assert set(meta["temperatures"]) == {s["name"] for s in meta["targets"] if s["kind"] == "classification"}
+    val = np.asarray(table["split"]) == "val"
+    val &= np.asarray(table["element"]) != "O"
+    inputs = (table["spectrum"][val], table["energy"][val], table["element"][val])
+    raw, scaled = predict_table(model, meta, *inputs, calibrated=False), predict_table(model, meta, *inputs)
+    for name, t in meta["temperatures"].items():
+        np.testing.assert_array_equal(raw[name]["pred"], scaled[name]["pred"])
+        spec = next(s for s in meta["targets"] if s["name"] == name)
+        truth = np.asarray(table["descriptors"][name])[val]
+        labelled = np.isfinite(truth) & np.isin(truth, spec["classes"])
+        cls = np.searchsorted(spec["classes"], truth[labelled])
+        def nll(p):
+            return -np.log(np.clip(p[labelled][np.arange(labelled.sum()), cls], 1e-12, None)).mean()
+        if summary["calibration"][name].get("note"):
+            assert t == 1.0
+            continue
+        assert nll(scaled[name]["proba"]) <= nll(raw[name]["proba"]) + 1e-6
+        assert summary["calibration"][name]["val_ece_after"] <= summary["calibration"][name]["val_ece_before"] + 0.02

@@ -37,7 +37,7 @@ def write_json(path: str | Path, obj) -> None:
 def write_text_if_changed(path: str | Path, text: str) -> bool:
     """Leave an identical file untouched, so its mtime does not trigger downstream work."""
     path = Path(path)
-    if path.exists() and path.read_text() == text:
+    if path.exists() and path.read_bytes() == text.encode():  # bytes: a damaged old copy is simply replaced
         return False
     write_text(path, text)
     return True

@@ -9,25 +9,28 @@ from .errors import XasEngineError
 
 
 def _validate(args) -> None:
-    from .config import load_config
+    from .config import read_config_file, validate_or_exit
 
-    config = load_config(args.config)
+    config = validate_or_exit(read_config_file(args.config))  # one stderr line per problem, exit 1
     print(f"{args.config}: valid (feff preset {config['feff']['preset']}, source {config['structures']['source']})")
 
 
 def _export_cache(args) -> None:
     from pathlib import Path
 
+    from .errors import FeffRunError
     from .feff.cache import FeffCache, export_shipped
+    from .readers import read_json
 
+    for folder in (args.cache_dir, args.referenced_by):
+        if folder and not Path(folder).is_dir():
+            raise FeffRunError(f"no such folder: {folder}")
     out = Path(args.out)
     shipped = FeffCache(out.parent / "_none_", out.parent).shipped_index() if out.parent.is_dir() else {}
     keys = FeffCache(args.cache_dir).keys()
     if args.referenced_by:
-        import json
-
         used = {site["feff_hash"] for doc in Path(args.referenced_by).glob("*.json")
-                for site in json.loads(doc.read_text())["sites"] if site["status"] == "ok"}
+                for site in read_json(doc)["sites"] if site["status"] == "ok"}
         keys = [k for k in keys if k in used]
     new = [k for k in keys if k not in shipped]
     if not new:
@@ -62,10 +65,10 @@ def _newly_cached(args) -> None:
           + (f" ({verb})" if stale else ""), file=sys.stderr)
 
 
-def _predict(args) -> None:
+def _predict(args) -> int:
     from .predict import predict_cli
 
-    predict_cli(args)
+    return predict_cli(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="checkpoint of a trained SPT (results/models/...)")
     p.add_argument("--element", help="absorbing element (default: from the XDI header)")
     p.add_argument("--edge", default=None, help="absorption edge (default: from the XDI header, else K)")
+    p.add_argument("--mode", choices=["auto", "transmission", "fluorescence", "mu"], default="auto",
+                   help="how mu is formed from XDI columns: ln(i0/itrans), ifluor/i0, or a mu column (auto: from "
+                        "the columns present)")
+    p.add_argument("--e0-shift", type=float, default=None,
+                   help="eV added to the energy of scans without a reference foil channel (calibration by hand)")
+    p.add_argument("--athena-group", default=None, help="only this group of an Athena .prj (default: every group)")
     p.add_argument("--format", choices=["json", "csv"], default="json")
     p.add_argument("--config", default=None, help="config whose `spectra` section prepared the training data")
     p.set_defaults(func=_predict)
@@ -100,11 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except XasEngineError as exc:
         print(f"xasengine: error [{exc.stage}]: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

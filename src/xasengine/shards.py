@@ -27,6 +27,7 @@ from .atomic import atomic_path
 from .config import stable_hash
 from .descriptors import ALL_DESCRIPTORS
 from .errors import ShardError, SpectrumError
+from .readers import open_hdf5
 from .spectra import edge_grid, process
 
 SCHEMA_VERSION = 1
@@ -95,7 +96,8 @@ def site_rows(index_row: dict, manifest: dict, descriptors: dict, feff: dict, co
                 row.update(e0=processed["e0"], edge_step=processed["edge_step"], spectrum=processed["spectrum"])
             except SpectrumError as exc:
                 row.update(status="failed", message=f"spectra: {exc}")
-        if descriptors.get("status") == "failed":
+        if descriptors.get("status") == "failed":  # a site without labels is not training data
+            row["status"] = "failed"
             row["message"] = (row["message"] + "; " if row["message"] else "") + f"descriptors: {descriptors['message']}"
         elif "error" in desc:
             row["message"] = (row["message"] + "; " if row["message"] else "") + f"descriptors: {desc['error']}"
@@ -155,7 +157,7 @@ def read_shards(paths, only_ok: bool = False) -> dict:
     """Concatenate shards into the site table used by training: plain numpy arrays plus a descriptors dict."""
     parts = []
     for path in paths:
-        with h5py.File(path, "r") as fh:
+        with open_hdf5(path) as fh:
             version = int(fh.attrs.get("schema_version", -1))
             if version != SCHEMA_VERSION:
                 raise ShardError(f"{path}: schema_version {version}, this xasengine reads {SCHEMA_VERSION}")

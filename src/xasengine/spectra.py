@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SpectrumError
+from .readers import read_text
 
 
 def edge_grid(spectra_cfg: dict, element: str, edge: str) -> np.ndarray:
@@ -98,10 +99,7 @@ def _read_columns(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, i
         raise SpectrumError(f"spectrum file not found: {path}")
     header: dict[str, str] = {}
     columns: dict[str, int] = {}
-    try:
-        lines = path.read_text(errors="strict").splitlines()
-    except UnicodeDecodeError as exc:
-        raise SpectrumError(f"{path}: not a text spectrum file") from exc
+    lines = read_text(path).splitlines()
     for line in lines:
         if not line.startswith("#"):
             continue

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from .atomic import write_json
+from .readers import read_json
 from .structures.io import load_record
 
 
@@ -27,14 +27,17 @@ def absorbing_sites_stage(structure_json: str, outputs, sites_cfg: dict, feff_cf
         manifest = {"structure_id": record.id, "structure_hash": record.hash, "edge": sites_cfg["edge"],
                     "sites": [], "status": "failed", "message": str(exc)}
     write_json(outputs.sites, manifest)
-    write_json(outputs.descriptors, descriptor_record(record, manifest, sites_cfg["symprec"]))
+    descriptors = descriptor_record(record, manifest, sites_cfg["symprec"])
+    write_json(outputs.descriptors, descriptors)
+    if descriptors["status"] == "failed":  # e.g. no oxidation states: unlabelled sites are not worth FEFF hours
+        manifest = {**manifest, "sites": []}
     write_json(outputs.feff, run_structure(record, manifest, feff_cfg, workroot))
 
 
 def _index_row(structure_json: Path) -> dict:
     """What the shard needs from a structure record, read from its JSON (not the checkpoint's index, whose
     mtime changes whenever the structure set is re-gathered)."""
-    doc = json.loads(structure_json.read_text())
+    doc = read_json(structure_json)
     return {k: doc[k] for k in ("hash", "formula", "family", "source")} | {"structure_id": doc["id"]}
 
 
@@ -44,9 +47,7 @@ def shard_stage(structure_ids: list[str], folders: dict, out_path: str, config: 
     index = {sid: _index_row(Path(folders["structures"]) / f"{sid}.json") for sid in structure_ids}
     rows, structures, engines = [], [], []
     for sid in sorted(structure_ids):
-        manifest = json.loads((Path(folders["sites"]) / f"{sid}.json").read_text())
-        desc = json.loads((Path(folders["descriptors"]) / f"{sid}.json").read_text())
-        feff = json.loads((Path(folders["feff"]) / f"{sid}.json").read_text())
+        manifest, desc, feff = (read_json(Path(folders[stage]) / f"{sid}.json") for stage in ("sites", "descriptors", "feff"))
         rows.extend(site_rows(index[sid], manifest, desc, feff, config))
         problems = [f"{stage}: {doc['message']}" for stage, doc in (("sites", manifest), ("descriptors", desc))
                     if doc.get("status") == "failed"]

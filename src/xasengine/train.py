@@ -33,6 +33,8 @@ from tqdm import tqdm
 
 from .atomic import atomic_path
 from .errors import ModelError
+from .readers import load_torch
+from .models.calibration import fit_temperature, reliability, softmax
 from .models.domain import fit_domain
 from .models.loss import masked_loss  # noqa: F401  (re-exported: tests and scripts import it from here)
 from .models.spt import SPT
@@ -264,6 +266,7 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
         model.load_state_dict(best_state)
     best_row = history[best_epoch - 1]
     model.eval()
+    temperatures, calibration = _fit_temperatures(model, data, device)
 
     summary = {
         "group": group,
@@ -281,6 +284,7 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
         "unseen_elements": data.unseen_elements,
         "history": history,
         "dataset_hash": cfg.get("dataset_hash"),
+        "calibration": calibration,
     }
     meta = {
         "format": CHECKPOINT_FORMAT,
@@ -292,11 +296,41 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
         "domain": fit_domain(data.spectrum[train_index].numpy(),
                              data.spectrum[torch.from_numpy(data.split_index["val"])].numpy()),
         "cfg": {**cfg, "kernel_sizes": list(cfg["kernel_sizes"])},
+        "temperatures": temperatures,
         "dataset_hash": cfg.get("dataset_hash"),
         "training": {key: summary[key] for key in ("n_sites", "epochs_run", "best_epoch", "monitor", "best_val_loss",
                                                    "best_val_score", "train_seconds", "unseen_labels", "unseen_elements")},
     }
     return model, meta, summary
+
+
+MIN_CALIBRATION_SITES = 20  # fewer labelled validation sites than this: probabilities are left as trained
+
+
+def _fit_temperatures(model: SPT, data: _GroupData, device: str) -> tuple[dict, dict]:
+    """One softmax temperature per class descriptor, fitted on the validation split, and the validation
+    expected calibration error before and after it (the fit's own data, so 'after' is optimistic)."""
+    index = torch.from_numpy(data.split_index["val"])
+    spectrum, energy, element, targets = data.batch(index, device)
+    with torch.inference_mode():
+        outputs = model(spectrum, energy, element)
+    temperatures, calibration = {}, {}
+    for spec in data.specs:
+        if spec.kind != "classification":
+            continue
+        labels = targets[spec.name].cpu().numpy()
+        labelled = labels != IGNORE_INDEX
+        if labelled.sum() < MIN_CALIBRATION_SITES:
+            calibration[spec.name] = {"temperature": 1.0, "n": int(labelled.sum()), "note": "too few validation sites"}
+            temperatures[spec.name] = 1.0
+            continue
+        logits = outputs[spec.name].cpu().numpy().astype(np.float64)[labelled]
+        t = fit_temperature(logits, labels[labelled])
+        temperatures[spec.name] = t
+        calibration[spec.name] = {"temperature": round(t, 4), "n": int(labelled.sum()),
+                                  "val_ece_before": round(reliability(softmax(logits), labels[labelled])["ece"], 4),
+                                  "val_ece_after": round(reliability(softmax(logits, t), labels[labelled])["ece"], 4)}
+    return temperatures, calibration
 
 
 def save_checkpoint(path: str | os.PathLike, model: SPT, meta: dict) -> None:
@@ -318,10 +352,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[SPT, 
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"no SPT checkpoint at {path}")
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:
-        raise ModelError(f"cannot read SPT checkpoint {path}: {error}") from error
+    checkpoint = load_torch(path, map_location=device, weights_only=True)
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(f"{path} is not an SPT checkpoint of format {CHECKPOINT_FORMAT}")
     model = SPT(**checkpoint["hparams"]).to(device)

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import traceback
+from pathlib import Path
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -19,6 +20,25 @@ def limit_threads(threads: int) -> None:
         sys.modules["torch"].set_num_threads(threads)
 
 
+# Structure records are written by the `structures` checkpoint without being declared outputs of it.
+_WRITTEN_BY_CHECKPOINT = {"results/structures/json": "structures"}
+
+
+def _heal_input(snakemake, exc):
+    """A damaged input that another rule produced is removed, so the next `snakemake` run rebuilds it (Snakemake
+    itself never looks inside a file whose mtime is older than its consumers)."""
+    inputs = {Path(p).resolve() for p in snakemake.input}
+    if exc.path.resolve() not in inputs or exc.hint:
+        return exc
+    checkpoint = _WRITTEN_BY_CHECKPOINT.get(exc.path.parent.as_posix())
+    if checkpoint:
+        return exc.with_hint(f"rewrite it with: snakemake --forcerun {checkpoint}")
+    if not exc.path.exists():  # another job reading it got there first
+        return exc.with_hint("rerun snakemake to rebuild it")
+    exc.path.unlink()
+    return exc.with_hint("removed it: rerun snakemake to rebuild it")
+
+
 def run_rule(snakemake, func, *args, **kwargs) -> None:
     limit_threads(snakemake.threads)
     log_path = snakemake.log[0] if snakemake.log else None
@@ -26,10 +46,13 @@ def run_rule(snakemake, func, *args, **kwargs) -> None:
     sys.stderr = stream  # tqdm bars and warnings go to the rule's log
     logging.basicConfig(stream=stream, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
     from .errors import XasEngineError
+    from .readers import UnreadableFile
 
     try:
         func(*args, **kwargs)
     except XasEngineError as exc:
+        if isinstance(exc, UnreadableFile):
+            exc = _heal_input(snakemake, exc)
         print(f"error [{exc.stage}]: {exc}", file=stream)
         stream.flush()
         sys.__stderr__.write(f"error [{exc.stage}]: {exc}\n")

@@ -5,6 +5,13 @@ import os
 
 ENV = "../../envs/xasengine.yaml"
 STRUCTURE_JSON = "results/structures/json/{sid}.json"
+# FEFF knobs that change how jobs run, not what they compute (the cache is content-addressed): left out of rule
+# params, so changing them reruns nothing.
+FEFF_RUNTIME_KEYS = ("timeout_s", "keep_workdirs", "cache_dir")
+
+
+def feff_data_config():
+    return {k: v for k, v in config["feff"].items() if k not in FEFF_RUNTIME_KEYS}
 
 
 def structure_ids():
@@ -81,6 +88,20 @@ def baseline_metrics(wildcards):
 def seed_runs(pattern):
     return [pattern.format(model=m, group=g, seed=s) for m in SEED_FAMILIES for g in config["train"]["groups"]
             for s in config["benchmark"]["seeds"]]
+
+
+def training_resources():
+    """What a training job asks a cluster for. A GPU only when training runs on one (`train.device: cuda`), through
+    the SLURM plugin's `gres` resource (it refuses --gres in slurm_extra), on SLURM_GPU_PARTITION, or on the main
+    SLURM_PARTITION when the site has no separate GPU partition. CPU training stays on the main partition. Its CPU
+    count is the rule's threads (the plugin's default), so nothing here sets cpus_per_task."""
+    wanted = {"runtime": config["resources"]["train_runtime"]}
+    if config["train"]["device"] == "cuda":
+        wanted["gres"] = f"gpu:{config['resources']['train_gpus']}"
+        partition = os.environ.get("SLURM_GPU_PARTITION") or os.environ.get("SLURM_PARTITION")
+        if partition:
+            wanted["slurm_partition"] = partition
+    return wanted
 
 
 wildcard_constraints:

@@ -10,7 +10,7 @@ rule train_spt:
     params:
         cfg=config["train"],
     resources:
-        runtime=config["resources"]["train_runtime"],
+        **training_resources(),
     threads: config["resources"]["train_threads"]
     log:
         "results/logs/models/spt-joint-{group}.log",
@@ -29,7 +29,7 @@ rule train_spt_expert:
     params:
         cfg=config["train"],
     resources:
-        runtime=config["resources"]["train_runtime"],
+        **training_resources(),
     threads: config["resources"]["train_threads"]
     log:
         "results/logs/models/spt-expert-{group}-{descriptor}.log",

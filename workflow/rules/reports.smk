@@ -9,6 +9,8 @@ rule dataset_card:
         failures=report("results/reports/failures.tsv", category="Dataset", caption="../report/failures.rst"),
         spectra=report("results/reports/example_spectra.png", category="Dataset", caption="../report/spectra.rst"),
         counts=report("results/reports/counts.png", category="Dataset", caption="../report/counts.rst"),
+    params:
+        allowed_elements=config["structures"]["allowed_elements"],
     log:
         "results/logs/dataset_card.log",
     conda:

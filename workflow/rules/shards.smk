@@ -4,7 +4,7 @@ rule shard:
     output:
         "results/shards/shard-{bucket}.h5",
     params:
-        config={k: config[k] for k in ("sites", "feff", "spectra", "shards", "split")},
+        config={k: config[k] for k in ("sites", "spectra", "shards", "split")} | {"feff": feff_data_config()},
         ids=lambda wc: buckets()[int(wc.bucket)],
     log:
         "results/logs/shards/shard-{bucket}.log",

@@ -9,12 +9,13 @@ rule absorbing_sites:
         feff="results/feff/{sid}.json",
     params:
         sites=config["sites"],
-        feff=config["feff"],
+        feff_data=feff_data_config(),  # only triggers reruns: the job reads all of config["feff"]
         workroot="results/feff_work",
     resources:
         runtime=config["resources"]["feff_runtime"],
         mem_mb=config["resources"]["feff_mem_mb"],
-        cpus_per_task=1,
+    group:
+        "feff"  # on a cluster, the profile's group-components packs several structures into one submission
     log:
         "results/logs/sites/{sid}.log",
     conda:

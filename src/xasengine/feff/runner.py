@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import FeffCrashError, FeffRunError, XasEngineError
+from ..readers import UnreadableFile
 from .cache import NOT_COMPUTED, FeffCache, cache_key
 from .inputs import RESCUE_NOTE, feff_input_text, rescue_input_text
 from .presets import resolve_preset
@@ -40,8 +41,12 @@ def _die_with_parent() -> None:
 def _run_process(cmd: list[str], workdir: Path, timeout: float) -> None:
     """Own process group, so a timeout kills FEFF's stage workers too."""
     with open(workdir / "feff.log", "w") as log:
-        proc = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=_die_with_parent)
+        try:
+            proc = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=_die_with_parent)
+        except OSError as exc:  # missing, not executable, or a bad interpreter line: the site's failure row
+            raise FeffRunError(f"FEFF command {cmd[0]!r} cannot start ({exc.strerror or exc}); "
+                               "check feff.executable") from None
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -148,6 +153,8 @@ def run_structure(record, manifest: dict, feff_cfg: dict, workroot: str | Path) 
             if entry is not None:
                 row.update(status="ok", message=entry.get("rescue", ""), energy=entry["energy"], mu=entry["mu"],
                            feff_seconds=entry["feff_seconds"], stage_seconds=entry.get("stage_seconds", {}))
+        except UnreadableFile:
+            raise  # a damaged shipped cache part is the project's problem, not this site's: stop and name it
         except XasEngineError as exc:
             row.update(status="failed", message=str(exc), energy=[], mu=[], feff_seconds=float("nan"))
             row.setdefault("feff_hash", "")

@@ -12,6 +12,7 @@ from pymatgen.core import Structure
 
 from ..atomic import write_text_if_changed
 from ..errors import StructureError
+from ..readers import UnreadableFile, reading
 
 
 @dataclass
@@ -66,17 +67,33 @@ def check_processable(structure: Structure, label: str) -> None:
         raise StructureError(f"{label}: atoms overlap (closest pair {dmin:.2f} Å)")
 
 
+# The engine's chemical space (absorbers and neighbours); the schema default of structures.allowed_elements.
+DEFAULT_ELEMENTS = ("Co", "Li", "Mn", "Ni", "O")
+
+
+def check_elements(structure: Structure, label: str, allowed) -> None:
+    """Keep the dataset inside the chemical space the models are meant for (structures.allowed_elements)."""
+    outside = sorted({el.symbol for el in structure.composition.elements} - set(allowed))
+    if outside:
+        raise StructureError(
+            f"{label}: contains {', '.join(outside)}, outside structures.allowed_elements "
+            f"[{', '.join(allowed)}]; add them there to widen the chemical space"
+        )
+
+
 def read_structure_file(path: str | Path) -> Structure:
+    """A user's structure file; unreadable is a StructureError so the structures stage records it as a failure."""
     path = Path(path)
     if not path.exists():
         raise StructureError(f"structure file not found: {path}")
     try:
-        if path.suffix == ".json":
-            doc = json.loads(path.read_text())
-            return Structure.from_dict(doc.get("structure", doc))
-        return Structure.from_file(path)
-    except Exception as exc:  # pymatgen raises many types for unreadable files
-        raise StructureError(f"{path}: cannot parse structure file ({type(exc).__name__}: {exc})") from exc
+        with reading(path):
+            if path.suffix == ".json":
+                doc = json.loads(path.read_text())
+                return Structure.from_dict(doc.get("structure", doc))
+            return Structure.from_file(path)
+    except UnreadableFile as exc:
+        raise StructureError(str(exc)) from exc
 
 
 def write_record(record: StructureRecord, folder: str | Path) -> Path:
@@ -86,11 +103,12 @@ def write_record(record: StructureRecord, folder: str | Path) -> Path:
 
 
 def load_record(path: str | Path) -> StructureRecord:
-    doc = json.loads(Path(path).read_text())
-    return StructureRecord(
-        id=doc["id"],
-        structure=Structure.from_dict(doc["structure"]),
-        source=doc["source"],
-        family=doc["family"],
-        reference=doc.get("reference", ""),
-    )
+    with reading(path):
+        doc = json.loads(Path(path).read_text())
+        return StructureRecord(
+            id=doc["id"],
+            structure=Structure.from_dict(doc["structure"]),
+            source=doc["source"],
+            family=doc["family"],
+            reference=doc.get("reference", ""),
+        )
