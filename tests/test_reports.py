@@ -61,7 +61,7 @@ def test_sweep_levels_include_zero_and_symmetric_shifts_and_refuse_negative_leve
 @pytest.mark.parametrize("bad, message", [
     ({"noise_levels": [0.0, -0.05]}, r"reports.noise_levels.1: -0.05 is less than the minimum of 0"),
     ({"shift_ev": []}, "reports.shift_ev: .* should be non-empty"),
-    ({"umap": {"n_neighbours": 5}}, "reports.umap: Additional properties"),
+    ({"umap": {"n_neighbours": 5}}, "reports.umap.n_neighbours: unknown key"),
 ])
 def test_bad_report_config_fails_validation(bad, message):
     with pytest.raises(ConfigError, match=message):
