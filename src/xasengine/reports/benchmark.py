@@ -86,17 +86,27 @@ def shortfalls(result: dict, seeds: dict | None = None) -> list[dict]:
     return found
 
 
-def sentence(item: dict) -> str:
-    text = (f"{item['group']} sites, {item['descriptor']}: {item['model']} "
-            f"{'ties' if item['margin'] == 0 else 'leads'} the SPT by {item['margin']:.3f} "
-            f"{SCORE_NAME[item['metric']]} ({item['baseline']:.3f} vs {item['spt']:.3f})")
-    if item["spt_sd"] is not None and item["baseline_sd"] is not None:
-        within = item["margin"] <= item["spt_sd"] + item["baseline_sd"]
-        text += (f"; seed sd {item['spt_sd']:.3f} (SPT) and {item['baseline_sd']:.3f} ({item['model']}), so the gap "
+def sentence(items: list[dict]) -> str:
+    """One sentence per descriptor: how many baselines reach the SPT, and the one that leads it most."""
+    best = max(items, key=lambda item: item["margin"])
+    others = sorted({item["model"] for item in items} - {best["model"]})
+    text = (f"{best['group']} sites, {best['descriptor']}: {best['model']} "
+            f"{'ties' if best['margin'] == 0 else 'leads'} the SPT by {best['margin']:.3f} "
+            f"{SCORE_NAME[best['metric']]} ({best['baseline']:.3f} vs {best['spt']:.3f})")
+    if best["spt_sd"] is not None and best["baseline_sd"] is not None:
+        within = best["margin"] <= best["spt_sd"] + best["baseline_sd"]
+        text += (f"; seed sd {best['spt_sd']:.3f} (SPT) and {best['baseline_sd']:.3f} ({best['model']}), so the gap "
                  f"is {'within' if within else 'beyond'} the seed spread")
-    else:
-        text += "; no seed spread yet (run `snakemake benchmark_seeds`)"
+    if others:
+        text += f"; also at or above the SPT: {', '.join(others)}"
     return text + "."
+
+
+def sentences(lagging: list[dict]) -> list[str]:
+    by_descriptor: dict = {}
+    for item in lagging:
+        by_descriptor.setdefault((item["group"], item["descriptor"]), []).append(item)
+    return [sentence(items) for items in by_descriptor.values()]
 
 
 def score_rows(result: dict) -> tuple[list[str], list[list]]:
@@ -146,8 +156,11 @@ def _html(result: dict, lagging: list[dict]) -> str:
             marks.append(row_marks)
         parts += [heading(f"{group} sites"), html_table(["descriptor", "n test", *result["models"]], rows, marks)]
     parts.append(heading("Where the SPT does not lead"))
-    parts += [paragraph(sentence(item)) for item in lagging] or [paragraph("The SPT leads every baseline on every "
-                                                                           "descriptor.")]
+    spread = any(item["spt_sd"] is not None for item in lagging)
+    parts += [paragraph(text) for text in sentences(lagging)] or [paragraph("The SPT leads every baseline on every "
+                                                                            "descriptor.")]
+    if lagging and not spread:
+        parts.append(paragraph("No seed spread yet: run `snakemake benchmark_seeds`, then this report again."))
     header, rows = timing_rows(result)
     parts += [heading("Training and inference time (this run, seed 0)"),
               html_table(header, [[r[0]] + [fmt(v, 2) for v in r[1:]] for r in rows]),
@@ -216,6 +229,6 @@ def write_benchmark(paths: list[str], seeds_path: str | None, outputs: dict) -> 
     write_csv(outputs["csv"], *score_rows(result))
     write_csv(outputs["times_csv"], *timing_rows(result))
     write_json(outputs["json"], result | {"spt_does_not_lead": lagging,
-                                          "sentences": [sentence(item) for item in lagging]})
+                                          "sentences": sentences(lagging)})
     write_text(outputs["html"], _html(result, lagging))
     return result
