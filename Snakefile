@@ -1,6 +1,8 @@
 # XAS Data Engine: structures -> nonequivalent sites -> FEFF10 XANES -> descriptors -> HDF5 shards -> reports.
 # Run: snakemake --cores 2   (cluster: snakemake --profile workflow/profiles/slurm)
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from xasengine.config import validate_or_exit
 
 min_version("9.20")
 
@@ -8,10 +10,23 @@ min_version("9.20")
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# schema + cross-key checks, one line per problem and exit 1 before any job (snakemake's validate() shows a traceback)
+config.update(validate_or_exit(config))
 
 
 report: "workflow/report/workflow.rst"
+
+
+# Short aggregation steps (and the structure gathering, which may need the internet for `mp`) run in the main
+# Snakemake process, not as cluster jobs: each cluster job pays a submission and the first status poll.
+localrules:
+    all,
+    feff_all,
+    structures,
+    dataset_card,
+    benchmark,
+    expert_vs_joint,
+    benchmark_seeds,
 
 
 include: "workflow/rules/common.smk"
@@ -24,8 +39,8 @@ include: "workflow/rules/models.smk"
 
 rule all:
     input:
-        "results/reports/dataset_card.md",
-        "results/reports/metrics.md",
+        report_targets(),
+        baseline_metrics,
     default_target: True
 
 

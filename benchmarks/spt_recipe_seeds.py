@@ -2,7 +2,7 @@
 
 One seed misleads: session 4 saw swings of several points between seeds on the same split. This trains each
 recipe (a JSON overlay on xasengine.train.DEFAULT_CFG) once per seed on the shards' training split, scores the
-test split with the DAG's own `evaluate_model` / `fit_random_forest` metrics, and prints mean ± sd per
+test split with the DAG's own `evaluate_model` / `score_model` metrics, and prints mean ± sd per
 descriptor on the validation and the test split, plus the seed ensemble of each recipe (class probabilities
 or values averaged over its seeds) and the forest over the same seeds. A recipe is chosen on validation scores: the test split holds the LixCoO2
 series, which neither training nor validation covers, so test scores also measure extrapolation.
@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from xasengine.evaluate import evaluate_model, metrics, predict_table, scored_rows
-from xasengine.models.baselines import fit_random_forest, rf_features
+from xasengine.models.family import fit_family, score_model
 from xasengine.models.targets import TargetSpec
-from xasengine.reports.metrics_table import MAIN_SCORE
+from xasengine.models.metrics import MAIN_SCORE
 from xasengine.shards import read_shards, select_rows
 from xasengine.train import fit_spt
 
@@ -86,15 +86,15 @@ def main() -> None:
     forest_val: dict[str, list[float]] = {}
     val_rows, _ = scored_rows(table, runs[0][1], "val")
     val = select_rows(table, val_rows)
-    features = rf_features(val["spectrum"], val["element"], runs[0][1]["elements"])
     started = time.perf_counter()
     for seed in args.seeds:
-        forests, scores = fit_random_forest(table, args.group, {"seed": seed})
-        for name, score in scores.items():
+        forests = fit_family("rf", table, args.group, seed=seed)
+        val_predictions = forests.predict(val["spectrum"], val["element"])
+        for name, score in score_model(forests, table).items():
             forest.setdefault(name, []).append(score[MAIN_SCORE[score["kind"]]])
             truth = np.asarray(val["descriptors"][name], dtype=float)
             forest_val.setdefault(name, []).append(
-                metrics(truth, forests[name].predict(features), score["kind"])[MAIN_SCORE[score["kind"]]])
+                metrics(truth, val_predictions[name], score["kind"])[MAIN_SCORE[score["kind"]]])
     seconds = (time.perf_counter() - started) / len(args.seeds)
     rows_out.append(("random forest", forest, seconds))
     val_out.append(("random forest", forest_val, seconds))

@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import glob
 
-import joblib
 import numpy as np
 
 from xasengine.evaluate import metrics, predict_table, scored_rows
-from xasengine.models.baselines import rf_features
+from xasengine.models.family import load_model
 from xasengine.models.targets import target_kind
-from xasengine.reports.metrics_table import MAIN_SCORE
+from xasengine.models.metrics import MAIN_SCORE
 from xasengine.shards import read_shards, select_rows
 from xasengine.train import load_checkpoint
 
@@ -35,13 +34,12 @@ def main() -> None:
 
     table = read_shards(sorted(glob.glob(args.shards)), only_ok=True)
     model, meta = load_checkpoint(f"{args.models}/spt-joint-{args.group}.pt")
-    bundle = joblib.load(f"{args.models}/rf-{args.group}.joblib")
+    forests = load_model(f"{args.models}/rf-{args.group}.joblib")
     rows, _ = scored_rows(table, meta, "test")
     test = select_rows(table, rows)
     elements = np.asarray(test["element"]).astype(str)
     spt = predict_table(model, meta, test["spectrum"], test["energy"], elements)
-    features = rf_features(test["spectrum"], elements, bundle["elements"])
-    rf = {name: forest.predict(features) for name, forest in bundle["forests"].items()}
+    rf = forests.predict(test["spectrum"], elements)
 
     names = [t["name"] for t in meta["targets"]]
     print(f"group {args.group}: {rows.sum()} test sites; cells are SPT / RF (weighted F1 or R², n)\n")

@@ -181,3 +181,17 @@ def test_newly_cached_names_the_structures_a_new_cache_part_completes(coo, tmp_p
     assert not any((results / stage / "lib-coo-test.json").exists() for stage in ("sites", "descriptors", "feff"))
     assert all((results / stage / "lib-other.json").exists() for stage in ("sites", "descriptors", "feff"))
     assert not shard.exists()  # its shard is rebuilt, which recomputes the structure
+
+
+@pytest.mark.parametrize("executable, reason", [("/nonexistent/feff10", "No such file or directory"),
+                                                ("NOT_EXECUTABLE", "Permission denied")])
+def test_external_command_that_cannot_start_is_a_failure_row(coo, tmp_path, executable, reason):
+    if executable == "NOT_EXECUTABLE":  # on disk but without the x bit: passes a PATH lookup by name, fails to start
+        executable = str(tmp_path / "feff")
+        (tmp_path / "feff").write_text("#!/bin/sh\nexit 0\n")
+    manifest = site_manifest(coo, ["Co", "O"], "K", 0.01)
+    doc = run_structure(coo, manifest, _feff_cfg(tmp_path, engine="external", executable=executable),
+                        tmp_path / "work")
+    assert [s["status"] for s in doc["sites"]] == ["failed", "failed"]
+    for site in doc["sites"]:
+        assert site["message"] == f"FEFF command {executable!r} cannot start ({reason}); check feff.executable"

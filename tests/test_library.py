@@ -12,6 +12,7 @@ import pytest
 from pymatgen.core import Composition
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+from conftest import DATA
 from xasengine.errors import StructureError
 from xasengine.structures.reference import read_reference_ids, select_reference
 from xasengine.structures.library import (
@@ -261,3 +262,29 @@ def test_default_config_collects_the_reference_subset():
     assert options["library_subset"] == "reference"
     records, failures = collect_structures(options)
     assert [r.id for r in records] == read_reference_ids() and failures == []
+
+
+def test_structures_outside_the_chemical_space_are_recorded_failures():
+    from xasengine.config import validate_config
+    from xasengine.structures.collect import collect_structures
+
+    extra = [str(DATA / "FeO_rocksalt.cif"), str(DATA / "CuO_tenorite.cif")]
+    options = validate_config({"structures": {"library_subset": "tiny", "extra_files": extra}})["structures"]
+    records, failures = collect_structures(options)
+    assert not {r.id for r in records} & {"lib-extra-FeO_rocksalt", "lib-extra-CuO_tenorite"}
+    reasons = {f["structure_id"]: f["message"] for f in failures}
+    assert set(reasons) == {"lib-extra-FeO_rocksalt", "lib-extra-CuO_tenorite"}
+    assert "contains Fe, outside structures.allowed_elements [Co, Li, Mn, Ni, O]" in reasons["lib-extra-FeO_rocksalt"]
+    assert "contains Cu, outside" in reasons["lib-extra-CuO_tenorite"]
+    assert all(f["stage"] == "structures" for f in failures)
+    widened = validate_config({"structures": {"library_subset": "tiny", "extra_files": extra[:1],
+                                              "allowed_elements": ["Co", "Li", "Mn", "Ni", "O", "Fe"]}})
+    records, failures = collect_structures(widened["structures"])
+    assert "lib-extra-FeO_rocksalt" in {r.id for r in records} and failures == []
+
+
+def test_widened_chemical_space_is_named_in_the_card():
+    from xasengine.reports.dataset_card import _chemical_space_line
+
+    assert "widened" not in _chemical_space_line(["O", "Co", "Li", "Mn", "Ni"])
+    assert "widened by the config" in _chemical_space_line(["Co", "Li", "Mn", "Ni", "O", "Fe"])

@@ -1,6 +1,10 @@
 """Materials Project source, replayed from recorded summary documents (never the network)."""
 
 import json
+import os
+import subprocess
+import sys
+import time
 
 import pytest
 from pymatgen.core import Lattice, Structure
@@ -9,6 +13,7 @@ from xasengine.errors import StructureError
 from xasengine.structures.collect import collect_structures
 from xasengine.structures.mp import RecordedRester, api_key_from_env, chemical_systems, fetch_mp
 from xasengine.config import validate_config
+from conftest import WorkflowCopy, tiny_config
 
 
 def test_every_o_subsystem_with_a_metal_is_queried():
@@ -70,3 +75,36 @@ def test_recorded_rester_filters_like_the_api(tmp_path):
     rester = RecordedRester(_recorded(tmp_path))
     docs = rester.search(chemsys=["Co-O"], energy_above_hull=(0, 0.1), num_sites=(1, 80), fields=[])
     assert [d["material_id"] for d in docs] == ["mp-22408"]
+
+
+UNUSABLE_KEY = "abcdefghijklmnopqrstuvwxyz012345"  # well formed (32 letters/digits), never valid
+NO_SERVER = "http://127.0.0.1:9/"  # the discard port: connection refused, as with no network
+
+
+def test_unreachable_materials_project_is_one_bounded_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("MP_API_KEY", UNUSABLE_KEY)
+    monkeypatch.setenv("MPRESTER_ENDPOINT", NO_SERVER)
+    options = validate_config({"structures": {"mp": {"cache_dir": str(tmp_path / "cache")}}})["structures"]["mp"]
+    t0 = time.perf_counter()
+    with pytest.raises(StructureError) as err:
+        fetch_mp(options)
+    assert time.perf_counter() - t0 < 60, "mp-api retries were not bounded"
+    message = str(err.value)
+    assert message.startswith(f"the Materials Project could not be reached at {NO_SERVER}")
+    assert "structures.source: library works offline" in message and "\n" not in message
+    assert err.value.__cause__ is None and not (tmp_path / "cache").exists()
+
+
+def test_workflow_without_network_ends_with_one_line(tmp_path):
+    wf = WorkflowCopy(tmp_path, tiny_config(structures={"source": "mp"}))
+    env = os.environ | {"MP_API_KEY": UNUSABLE_KEY, "MPRESTER_ENDPOINT": NO_SERVER}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", str(wf.config_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert "Traceback" not in text
+    lines = {line for line in text.splitlines() if "Materials Project" in line}  # echoed again in the summary
+    assert lines == {f"error [structures]: the Materials Project could not be reached at {NO_SERVER} "
+                     "(ConnectionError after 3 tries, 30 s timeout); check the network, or note that "
+                     "structures.source: library works offline"}
+    assert not (tmp_path / "results" / "structures").exists()

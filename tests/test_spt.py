@@ -4,7 +4,6 @@ The site tables here are synthetic (peak position and width set by the labels, p
 learning is checkable in seconds; the real runs use the FEFF dataset.
 """
 
-import joblib
 import numpy as np
 import pytest
 import torch
@@ -12,7 +11,7 @@ from sklearn.metrics import f1_score
 
 from xasengine.errors import ModelError
 from xasengine.evaluate import evaluate_model, metrics, predict_table
-from xasengine.models.baselines import fit_random_forest
+from xasengine.models.family import fit_family, load_model, score_model
 from xasengine.models.spt import SPT, SpectralBandBlock, WindowGraphAttention
 from xasengine.models.targets import IGNORE_INDEX, TargetSpec
 from xasengine.train import fit_spt, load_checkpoint, masked_loss, save_checkpoint, train_spt
@@ -140,11 +139,12 @@ def test_training_beats_chance_and_random_forest_fits(table, trained, tmp_path):
     assert scores["OS"]["accuracy"] > 0.8  # three balanced classes: chance is 1/3
     assert scores["CN"]["accuracy"] > 0.8  # two classes: chance is 1/2
     assert scores["NNRS"]["n"] < 24  # NaN truths are left out of the score
-    _, rf_scores = fit_random_forest(table, "nonO", {"n_estimators": 50}, targets=["OS", "CN", "NNRS"],
-                                     out_path=tmp_path / "rf.joblib")
+    forests = fit_family("rf", table, "nonO", {"n_estimators": 50}, targets=["OS", "CN", "NNRS"])
+    forests.save(tmp_path / "rf.joblib")
+    rf_scores = score_model(load_model(tmp_path / "rf.joblib"), table)
     assert rf_scores["OS"]["accuracy"] > 0.6
     assert rf_scores["NNRS"]["r2"] is not None
-    assert sorted(joblib.load(tmp_path / "rf.joblib")["forests"]) == ["CN", "NNRS", "OS"]
+    assert sorted(forests.state) == ["CN", "NNRS", "OS"]
 
 
 def test_oxygen_group_trains_with_a_constant_descriptor(table, tmp_path):
@@ -310,3 +310,26 @@ def test_typicality_ranks_unlike_spectra_above_unseen_simulated_ones(trained, ta
     assert typicality(domain, table["spectrum"][rows][:1])[0]["percentile"] <= 100.0
     small = fit_domain(table["spectrum"][:30], table["spectrum"][30:35])  # too few validation spectra
     assert small["reference_split"] == "train" and ATYPICAL_PERCENTILE == 95.0
+
+
+def test_validation_temperature_keeps_classes_and_lowers_validation_nll(table, trained):
+    """Probabilities are temperature-scaled on the validation split: same classes, lower validation NLL."""
+    model, meta, summary = trained
+    assert set(meta["temperatures"]) == {s["name"] for s in meta["targets"] if s["kind"] == "classification"}
+    val = np.asarray(table["split"]) == "val"
+    val &= np.asarray(table["element"]) != "O"
+    inputs = (table["spectrum"][val], table["energy"][val], table["element"][val])
+    raw, scaled = predict_table(model, meta, *inputs, calibrated=False), predict_table(model, meta, *inputs)
+    for name, t in meta["temperatures"].items():
+        np.testing.assert_array_equal(raw[name]["pred"], scaled[name]["pred"])
+        spec = next(s for s in meta["targets"] if s["name"] == name)
+        truth = np.asarray(table["descriptors"][name])[val]
+        labelled = np.isfinite(truth) & np.isin(truth, spec["classes"])
+        cls = np.searchsorted(spec["classes"], truth[labelled])
+        def nll(p):
+            return -np.log(np.clip(p[labelled][np.arange(labelled.sum()), cls], 1e-12, None)).mean()
+        if summary["calibration"][name].get("note"):
+            assert t == 1.0
+            continue
+        assert nll(scaled[name]["proba"]) <= nll(raw[name]["proba"]) + 1e-6
+        assert summary["calibration"][name]["val_ece_after"] <= summary["calibration"][name]["val_ece_before"] + 0.02

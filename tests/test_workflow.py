@@ -21,7 +21,8 @@ from xasengine.structures.library import TINY_IDS
 pytestmark = pytest.mark.workflow
 # downstream of every shard, so they rerun whenever the dataset changes
 CARD = "results/reports/dataset_card.md"
-MODEL_RULES = {"train_spt", "train_spt_expert", "evaluate_spt", "baseline_rf", "metrics_table"}
+MODEL_RULES = {"train_spt", "train_spt_expert", "evaluate_spt", "train_baseline", "benchmark", "robustness",
+               "expert_vs_joint", "umap_embed"}
 
 
 def _feff_docs(wf):
@@ -33,7 +34,7 @@ def test_full_run_produces_shards_card_and_real_spectra(tiny_workflow):
     jobs = wf.executed(wf.first_run)
     assert jobs["absorbing_sites"] == len(TINY_IDS)
     assert jobs["structures"] == 1 and jobs["dataset_card"] == 1
-    assert jobs["train_spt"] == 2 and jobs["baseline_rf"] == 2 and jobs["metrics_table"] == 1
+    assert jobs["train_spt"] == 2 and jobs["train_baseline"] == 14 and jobs["benchmark"] == 1
     shards = sorted((wf.root / "results" / "shards").glob("shard-*.h5"))
     assert shards and jobs["shard"] == len(shards)
     for path in shards:
@@ -54,8 +55,8 @@ def test_full_run_produces_shards_card_and_real_spectra(tiny_workflow):
     assert np.isfinite(table["descriptors"]["NNOSM"][~non_o]).all()
     card = (wf.root / "results" / "reports" / "dataset_card.md").read_text()
     assert f"{len(TINY_IDS)} structures" in card and "Co-K" in card
-    metrics = (wf.root / "results" / "reports" / "metrics.md").read_text()
-    assert "nonO sites" in metrics and "O sites" in metrics and "SPT joint" in metrics
+    benchmark = (wf.root / "results" / "reports" / "benchmark.html").read_text()
+    assert "nonO sites" in benchmark and "O sites" in benchmark and "SPT" in benchmark
     feff = _feff_docs(wf)
     for doc in feff.values():
         for site in doc["sites"]:
@@ -100,26 +101,6 @@ def test_changing_a_feff_parameter_reruns_feff(tiny_workflow):
     assert wf.planned() == {}
 
 
-def test_slurm_profile_dry_run(tiny_workflow, monkeypatch):
-    import snakemake_executor_plugin_slurm  # noqa: F401  (the profile's executor must be installed)
-
-    wf = tiny_workflow
-    monkeypatch.setenv("SLURM_ACCOUNT", "acct")
-    monkeypatch.setenv("SLURM_PARTITION", "part")
-    config = dict(wf.config)
-    wf.set_config(config | {"feff": config["feff"] | {"overrides": {"fms": 3.5}}})
-    try:
-        proc = wf.snakemake("-n", "--profile", str(wf.root / "workflow" / "profiles" / "slurm"))
-    finally:
-        wf.set_config(config)
-    text = proc.stdout + proc.stderr
-    feff_job = text.split("rule absorbing_sites:", 1)[1].split("\n\n", 1)[0]
-    assert "slurm_account=acct" in feff_job and "slurm_partition=part" in feff_job
-    assert "runtime=240" in feff_job and "mem_mb=4000" in feff_job
-    train_job = text.split("rule train_spt:", 1)[1].split("\n\n", 1)[0]
-    assert "gres=gpu:1" in train_job
-
-
 def _failure_rows(wf):
     return read_tsv(wf.root / "results" / "reports" / "failures.tsv")
 
@@ -149,7 +130,8 @@ def test_feff_failures_are_recorded_and_the_run_goes_on(tmp_path, executable, ti
 def test_unprocessable_structures_are_recorded(tmp_path):
     config = tiny_config(
         structures={"library_ids": ["lib-coo-rocksalt"],
-                    "extra_files": [str(DATA / "disordered_CoNiO.cif"), str(DATA / "garbage.cif")]},
+                    "extra_files": [str(DATA / "disordered_CoNiO.cif"), str(DATA / "garbage.cif"),
+                                    str(DATA / "FeO_rocksalt.cif"), str(DATA / "CoO4_overoxidised.cif")]},
         feff={"preset": "ci"},
     )
     wf = WorkflowCopy(tmp_path, config)
@@ -157,6 +139,12 @@ def test_unprocessable_structures_are_recorded(tmp_path):
     rows = {r["structure_id"]: r for r in _failure_rows(wf)}
     assert "disordered" in rows["lib-extra-disordered_CoNiO"]["message"]
     assert "cannot parse" in rows["lib-extra-garbage"]["message"]
+    assert "contains Fe, outside structures.allowed_elements" in rows["lib-extra-FeO_rocksalt"]["message"]
+    card = (wf.root / CARD).read_text()
+    assert "lib-extra-FeO_rocksalt" in card and "chemical space (structures.allowed_elements): Co, Li, Mn, Ni, O\n" in card
+    assert "no oxidation-state assignment" in rows["lib-extra-CoO4_overoxidised"]["message"]
+    assert rows.pop("lib-extra-CoO4_overoxidised")["stage"] == "descriptors"
+    assert json.loads((wf.root / "results" / "feff" / "lib-extra-CoO4_overoxidised.json").read_text())["sites"] == []
     assert all(r["stage"] == "structures" for r in rows.values())
     table = read_shards(sorted((wf.root / "results" / "shards").glob("*.h5")))
     assert set(table["structure_id"]) == {"lib-coo-rocksalt"} and (table["status"] == "ok").all()
@@ -212,6 +200,34 @@ def test_killed_run_resumes_without_repeating_feff(tmp_path):
         with h5py.File(path) as fh:
             assert fh.attrs["schema_version"] == SCHEMA_VERSION
     assert not list((wf.root / "results").rglob("*.tmp"))
+
+
+def test_readme_resume_sequence_clears_a_stale_lock(tmp_path):
+    """kill -9 leaves Snakemake's lock behind: the README's `--unlock`, then `--rerun-incomplete`, resumes."""
+    wf = WorkflowCopy(tmp_path, tiny_config())
+    target = "results/structures/index.tsv"
+
+    def snakemake(*args):
+        return subprocess.run([sys.executable, "-m", "snakemake", *args, "--cores", "1", "--configfile",
+                               str(wf.config_path)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile",
+                             str(wf.config_path)], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    locks = tmp_path / ".snakemake" / "locks"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(locks.glob("*")) and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list(locks.glob("*")), "the kill left no stale lock to test with"
+    locked = snakemake(target, "--rerun-incomplete")
+    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
+    assert snakemake("--unlock").returncode == 0
+    resumed = snakemake(target, "--rerun-incomplete")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert (tmp_path / target).exists() and not list(locks.glob("*"))
 
 
 def test_html_report(tiny_workflow):

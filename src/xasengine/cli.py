@@ -9,9 +9,9 @@ from .errors import XasEngineError
 
 
 def _validate(args) -> None:
-    from .config import load_config
+    from .config import read_config_file, validate_or_exit
 
-    config = load_config(args.config)
+    config = validate_or_exit(read_config_file(args.config))  # one stderr line per problem, exit 1
     print(f"{args.config}: valid (feff preset {config['feff']['preset']}, source {config['structures']['source']})")
 
 
@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="checkpoint of a trained SPT (results/models/...)")
     p.add_argument("--element", help="absorbing element (default: from the XDI header)")
     p.add_argument("--edge", default=None, help="absorption edge (default: from the XDI header, else K)")
+    p.add_argument("--mode", choices=["auto", "transmission", "fluorescence", "mu"], default="auto",
+                   help="how mu is formed from XDI columns: ln(i0/itrans), ifluor/i0, or a mu column (auto: from "
+                        "the columns present)")
+    p.add_argument("--e0-shift", type=float, default=None,
+                   help="eV added to the energy of scans without a reference foil channel (calibration by hand)")
+    p.add_argument("--athena-group", default=None, help="only this group of an Athena .prj (default: every group)")
     p.add_argument("--format", choices=["json", "csv"], default="json")
     p.add_argument("--config", default=None, help="config whose `spectra` section prepared the training data")
     p.set_defaults(func=_predict)

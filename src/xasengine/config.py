@@ -35,29 +35,134 @@ def load_schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
-def validate_config(config: dict | None) -> dict:
-    """Fill defaults and check every knob; one ConfigError naming the offending key."""
+def _schema_lines(err) -> list[str]:
+    where = ".".join(str(p) for p in err.absolute_path)
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        known = sorted(err.schema.get("properties", {}))
+        unknown = sorted(set(err.instance) - set(known))
+        hint = f"; known keys: {', '.join(known)}" if known else ""
+        return [f"{where + '.' if where else ''}{key}: unknown key{hint}" for key in unknown]
+    message = err.message
+    if err.validator == "type" and isinstance(err.instance, str) and _parses_as_float(err.instance):
+        message += f" (YAML reads {err.instance} as text: write it with a dot, e.g. {float(err.instance)!r})"
+    return [f"{where or '<top level>'}: {message}"]
+
+
+def _parses_as_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _numbers(*values) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def _window_problem(key: str, window) -> list[str]:
+    if isinstance(window, list) and len(window) == 2 and _numbers(*window) and window[0] >= window[1]:
+        return [f"{key}: window {window} must go from low to high energy"]
+    return []
+
+
+def semantic_problems(cfg: dict) -> list[str]:
+    """Checks across keys the schema cannot express; each would otherwise fail late inside a job."""
+    problems = []
+    split = cfg.get("split", {})
+    val, test = split.get("val_fraction", 0), split.get("test_fraction", 0)
+    if _numbers(val, test) and val + test >= 1:
+        problems.append(f"split.test_fraction: val_fraction + test_fraction = {val + test:g} leaves no training "
+                        "data (must be < 1)")
+    spectra = cfg.get("spectra", {})
+    grids = {"spectra.grid": spectra.get("grid", {})}
+    grids |= {f"spectra.grid_overrides.{edge}": {**grids["spectra.grid"], **g}
+              for edge, g in spectra.get("grid_overrides", {}).items() if isinstance(g, dict)}
+    for key, grid in grids.items():
+        start, stop = grid.get("start"), grid.get("stop")
+        if _numbers(start, stop) and start >= stop:
+            problems.append(f"{key}: start ({start:g} eV) must be below stop ({stop:g} eV)")
+    problems += _window_problem("spectra.pre_edge", spectra.get("pre_edge"))
+    problems += _window_problem("spectra.post_edge", spectra.get("post_edge"))
+    pre, post = spectra.get("pre_edge"), spectra.get("post_edge")
+    if (isinstance(pre, list) and isinstance(post, list) and len(pre) == len(post) == 2
+            and _numbers(*pre, *post) and pre[1] > post[0]):
+        problems.append(f"spectra.pre_edge: window {pre} overlaps spectra.post_edge {post}")
+    structures = cfg.get("structures", {})
+    allowed = set(structures.get("allowed_elements", []))
+    outside = sorted(set(cfg.get("sites", {}).get("absorbers", [])) - allowed)
+    if allowed and outside:
+        problems.append(f"sites.absorbers: {', '.join(outside)} not in structures.allowed_elements")
+    outside = sorted(set(structures.get("mp", {}).get("elements", [])) - allowed)
+    if allowed and outside and structures.get("source") == "mp":
+        problems.append(f"structures.mp.elements: {', '.join(outside)} not in structures.allowed_elements")
+    feff = cfg.get("feff", {})
+    if feff.get("engine") == "external" and isinstance(feff.get("executable"), str):
+        import shlex
+        import shutil
+
+        command = shlex.split(feff["executable"])[:1]
+        if not command or shutil.which(command[0]) is None:
+            problems.append(f"feff.executable: {feff['executable']!r} not found on PATH (needed by feff.engine: external)")
+    return problems
+
+
+def config_problems(config: dict | None) -> tuple[dict, list[str]]:
+    """The config with defaults filled in, and one line per problem (schema first, then cross-key checks)."""
     config = json.loads(json.dumps(config or {}))
     validator = _with_defaults(jsonschema.Draft202012Validator)(load_schema())
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        err = errors[0]
-        where = ".".join(str(p) for p in err.absolute_path) or "<top level>"
-        raise ConfigError(f"config: {where}: {err.message}")
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    lines = [line for err in errors for line in _schema_lines(err)]
+    if not lines:
+        lines = semantic_problems(config)
+    return config, [f"config: {line}" for line in lines]
+
+
+def validate_config(config: dict | None) -> dict:
+    """Fill defaults and check every knob; a ConfigError names the first offending key (all are in .problems)."""
+    config, problems = config_problems(config)
+    if problems:
+        err = ConfigError(problems[0])
+        err.problems = problems
+        raise err
+    return config
+
+
+def validate_or_exit(config: dict | None) -> dict:
+    """For the Snakefile and the CLI: every problem on its own stderr line and exit 1 before any job starts."""
+    import sys
+
+    config, problems = config_problems(config)
+    for line in problems:
+        print(line, file=sys.stderr)
+    if problems:
+        raise SystemExit(1)
     return config
 
 
 def load_config(path: str | Path | None) -> dict:
+    return validate_config(read_config_file(path))
+
+
+def read_config_file(path: str | Path | None) -> dict:
     if path is None:
-        return validate_config({})
+        return {}
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(read_text(path, allow_empty=True)) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
-    return validate_config(data)
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError(f"config file {path} is not valid YAML ({where}{getattr(exc, 'problem', None) or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not a text file ({exc.reason})") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, not a {type(data).__name__}")
+    return data
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:

@@ -45,3 +45,7 @@ class ModelError(XasEngineError):
 
 class PredictError(XasEngineError):
     stage = "predict"
+
+
+class ReportError(XasEngineError):
+    stage = "reports"

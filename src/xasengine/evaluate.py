@@ -32,11 +32,13 @@ def _as_inputs(spectra, energy, elements, meta: dict, grid_len: int) -> tuple[np
     return spectra, energy, np.searchsorted(meta["elements"], elements).astype(np.int64)
 
 
-def predict_table(model: SPT, meta: dict, spectra, energy, elements,
-                  batch_size: int = 1024) -> dict[str, dict[str, np.ndarray | None]]:
-    """Descriptor predictions in physical units; 'proba' holds class probabilities (columns = meta classes)."""
+def predict_table(model: SPT, meta: dict, spectra, energy, elements, batch_size: int = 1024,
+                  calibrated: bool = True) -> dict[str, dict[str, np.ndarray | None]]:
+    """Descriptor predictions in physical units; 'proba' holds class probabilities (columns = meta classes),
+    temperature-scaled unless `calibrated` is False (the classes predicted are the same either way)."""
     spectra, energy, element_index = _as_inputs(spectra, energy, elements, meta, model.grid_len)
     specs = [TargetSpec.from_dict(d) for d in meta["targets"]]
+    temperatures = meta.get("temperatures", {}) if calibrated else {}  # fitted on validation (train.py)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -48,7 +50,8 @@ def predict_table(model: SPT, meta: dict, spectra, energy, elements,
                           torch.from_numpy(element_index[window]).to(device))
             for spec in specs:
                 output = batch[spec.name]
-                outputs[spec.name].append((torch.softmax(output, dim=1) if spec.kind == "classification"
+                outputs[spec.name].append((torch.softmax(output / temperatures.get(spec.name, 1.0), dim=1)
+                                           if spec.kind == "classification"
                                            else output).cpu().numpy())
     model.train(was_training)
 

@@ -1,7 +1,9 @@
 """`xasengine predict`: descriptors (with class probabilities) for measured or simulated spectra.
 
-Measured spectra get the same processing as the training data (E0 from max dmu/dE, edge-step normalisation,
-the model's grid relative to E0); shards are already gridded and go straight to the model."""
+Measured spectra are read with xraylarch (XDI, Athena projects, columns), energy-calibrated together on their
+reference foils (xasengine.measured), normalised with Larch's pre_edge over the training data's windows and put
+on the model's grid relative to E0 (max dmu/dE, as for the FEFF spectra); shards are already gridded.
+Every prediction says how its energy axis was calibrated, so an uncalibrated one can be doubted."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import numpy as np
 from .config import load_config
 from .errors import PredictError, XasEngineError
 from .models.domain import typicality
-from .spectra import edge_grid, process, read_measured
+from .measured import Scan, calibrate, check_foil, normalise, read_scans, tabulated_edge
+from .spectra import edge_grid, find_e0, to_grid
 
 SPECTRUM_SUFFIXES = {".xdi", ".dat", ".txt", ".csv", ".xmu", ".nor"}
 SMOOTH_MEASURED_EV = 1.0  # light smoothing before locating E0 in noisy measured data
@@ -74,30 +77,49 @@ def _expand(inputs: list[str]) -> list[Path]:
     return paths
 
 
-def items_from_file(path: Path, element: str | None, edge: str | None, spectra_cfg: dict, grid_len: int) -> list[dict]:
-    """Model-ready spectra of one file: a measured spectrum processed like the training data, or a shard's sites."""
+def shard_items(path: Path) -> list[dict]:
+    """The usable sites of an HDF5 shard, already on the training grid."""
+    from .shards import read_shards
+
+    table = read_shards([path], only_ok=True)
+    if not len(table["element"]):
+        raise PredictError(f"{path}: shard holds no usable spectra")
+    return [{"source": f"{path}:{sid}#{idx}", "element": el, "edge": ed, "spectrum": sp, "energy": en, "e0": e0}
+            for sid, idx, el, ed, sp, en, e0 in zip(table["structure_id"], table["site_index"], table["element"],
+                                                    table["edge"], table["spectrum"], table["energy"], table["e0"])]
+
+
+def read_measured_file(path: Path, args) -> list[Scan]:
+    """The scans of one beamline file, with the element/edge the user gave overriding the header's."""
     if not path.exists():
         raise PredictError(f"input not found: {path}")
-    if path.suffix == ".h5":
-        from .shards import read_shards
+    scans = read_scans(path, mode=getattr(args, "mode", "auto"), group=getattr(args, "athena_group", None))
+    out = []
+    for scan in scans:
+        element = args.element or scan.element
+        if not element:
+            raise PredictError(f"{scan.source}: absorbing element unknown; pass --element (no Element.symbol in "
+                               "the header)")
+        scan.element, scan.edge = element, args.edge or scan.edge or "K"
+        check_foil(scan)
+        out.append(scan)
+    return out
 
-        table = read_shards([path], only_ok=True)
-        if not len(table["element"]):
-            raise PredictError(f"{path}: shard holds no usable spectra")
-        return [{"source": f"{path}:{sid}#{idx}", "element": el, "edge": ed, "spectrum": sp, "energy": en, "e0": e0}
-                for sid, idx, el, ed, sp, en, e0 in zip(table["structure_id"], table["site_index"], table["element"],
-                                                        table["edge"], table["spectrum"], table["energy"], table["e0"])]
-    energy, mu, header = read_measured(path)
-    element = element or header.get("Element.symbol")
-    edge = edge or header.get("Element.edge") or "K"
-    if not element:
-        raise PredictError(f"{path}: absorbing element unknown; pass --element (no Element.symbol in the header)")
-    grid = edge_grid(spectra_cfg, element, edge)
+
+def scan_item(scan: Scan, spectra_cfg: dict, grid_len: int) -> dict:
+    """A calibrated scan processed like the training spectra, with what was done to it."""
+    grid = edge_grid(spectra_cfg, scan.element, scan.edge)
     if grid.size != grid_len:
-        raise PredictError(f"{path}: the config's {element}-{edge} grid has {grid.size} points, the model {grid_len}")
-    processed = process(energy, mu, grid, spectra_cfg, smooth_ev=SMOOTH_MEASURED_EV)
-    return [{"source": str(path), "element": element, "edge": edge, "spectrum": processed["spectrum"],
-             "energy": grid, "e0": processed["e0"]}]
+        raise PredictError(f"{scan.source}: the config's {scan.element}-{scan.edge} grid has {grid.size} points, "
+                           f"the model {grid_len}")
+    e0 = find_e0(scan.energy, scan.mu, SMOOTH_MEASURED_EV)
+    norm = normalise(scan, e0, spectra_cfg["pre_edge"], spectra_cfg["post_edge"])
+    processing = {"mode": scan.mode, "calibration": scan.calibration, "energy_shift_eV": round(scan.energy_shift, 3),
+                  "e0_minus_tabulated_edge_eV": round(e0 - tabulated_edge(scan.element, scan.edge), 3),
+                  "edge_step": round(norm["edge_step"], 6), "larch_pre_edge": norm["larch_pre_edge"]}
+    processing.update({k.split(".", 1)[1]: v for k, v in scan.header.items() if k.startswith("calibration.")})
+    return {"source": scan.source, "element": scan.element, "edge": scan.edge, "e0": e0, "energy": grid,
+            "spectrum": to_grid(scan.energy, norm["norm"], e0, grid), "processing": processing}
 
 
 def failed_row(source, reason: str) -> dict:
@@ -147,6 +169,9 @@ def predict_items(items: list[dict], models: dict) -> tuple[list[dict], list[dic
             record = {"source": it["source"], "status": "ok", "reason": "", "element": it["element"],
                       "edge": it["edge"], "e0": float(it["e0"]), "model": str(file), "typicality": domain[i],
                       "descriptors": {}}
+            record["probabilities"] = "temperature-scaled on validation" if meta.get("temperatures") else "as trained"
+            if "processing" in it:
+                record["processing"] = it["processing"]
             for name, pred in preds.items():
                 value = pred["pred"][i]
                 entry = {"value": float(value)}
@@ -163,17 +188,18 @@ def _csv(results: list[dict]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["source", "element", "edge", "e0", "typicality_pct", "atypical"] + names + [f"{n}_p" for n in names]
-                    + ["status", "reason"])
+                    + ["calibration", "status", "reason"])
     for r in results:
         if r["status"] == "failed":
-            writer.writerow([r["source"]] + [""] * (5 + 2 * len(names)) + [r["status"], r["reason"]])
+            writer.writerow([r["source"]] + [""] * (6 + 2 * len(names)) + [r["status"], r["reason"]])
             continue
         values = [r["descriptors"].get(n, {}).get("value", "") for n in names]
         probs = [max(r["descriptors"][n]["probabilities"].values()) if "probabilities" in r["descriptors"].get(n, {})
                  else "" for n in names]
         typical = r["typicality"] or {}
         writer.writerow([r["source"], r["element"], r["edge"], f"{r['e0']:.2f}", typical.get("percentile", ""),
-                         typical.get("atypical", "")] + values + probs + [r["status"], r["reason"]])
+                         typical.get("atypical", "")] + values + probs
+                        + [r.get("processing", {}).get("calibration", ""), r["status"], r["reason"]])
     return buf.getvalue()
 
 
@@ -182,12 +208,30 @@ def predict_cli(args) -> int:
     spectra_cfg = load_config(args.config)["spectra"] if args.config else load_config(None)["spectra"]
     models = _load_models(args.model)
     grid_len = len(next(iter(models.values()))[1]["energy_grid"])
-    items, failed = [], []
+    items, failed, scans = [], [], []
+
+    def fail(source, exc):
+        failed.append(failed_row(source, f"{source}: {exc}" if str(source) not in str(exc) else str(exc)))
+
     for path in _expand(args.inputs):
         try:
-            items.extend(items_from_file(path, args.element, args.edge, spectra_cfg, grid_len))
+            if path.suffix == ".h5":
+                items.extend(shard_items(path))
+            else:
+                scans.extend(read_measured_file(path, args))
         except XasEngineError as exc:
-            failed.append(failed_row(path, f"{path}: {exc}" if str(path) not in str(exc) else str(exc)))
+            fail(path, exc)
+    try:  # calibrated together: each element's foils are aligned to one of them (Athena's way)
+        scans = calibrate(scans, e0_shift=getattr(args, "e0_shift", None))
+    except XasEngineError as exc:
+        for scan in scans:
+            fail(scan.source, exc)
+        scans = []
+    for scan in scans:
+        try:
+            items.append(scan_item(scan, spectra_cfg, grid_len))
+        except XasEngineError as exc:
+            fail(scan.source, exc)
     results, unfit = predict_items(items, models)
     failed += unfit
     for row in failed:

@@ -96,7 +96,8 @@ def site_rows(index_row: dict, manifest: dict, descriptors: dict, feff: dict, co
                 row.update(e0=processed["e0"], edge_step=processed["edge_step"], spectrum=processed["spectrum"])
             except SpectrumError as exc:
                 row.update(status="failed", message=f"spectra: {exc}")
-        if descriptors.get("status") == "failed":
+        if descriptors.get("status") == "failed":  # a site without labels is not training data
+            row["status"] = "failed"
             row["message"] = (row["message"] + "; " if row["message"] else "") + f"descriptors: {descriptors['message']}"
         elif "error" in desc:
             row["message"] = (row["message"] + "; " if row["message"] else "") + f"descriptors: {desc['error']}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from .atomic import write_json
 from .readers import read_json
 from .structures.io import load_record
@@ -25,7 +27,10 @@ def absorbing_sites_stage(structure_json: str, outputs, sites_cfg: dict, feff_cf
         manifest = {"structure_id": record.id, "structure_hash": record.hash, "edge": sites_cfg["edge"],
                     "sites": [], "status": "failed", "message": str(exc)}
     write_json(outputs.sites, manifest)
-    write_json(outputs.descriptors, descriptor_record(record, manifest, sites_cfg["symprec"]))
+    descriptors = descriptor_record(record, manifest, sites_cfg["symprec"])
+    write_json(outputs.descriptors, descriptors)
+    if descriptors["status"] == "failed":  # e.g. no oxidation states: unlabelled sites are not worth FEFF hours
+        manifest = {**manifest, "sites": []}
     write_json(outputs.feff, run_structure(record, manifest, feff_cfg, workroot))
 
 
@@ -74,16 +79,56 @@ def evaluate_stage(shards: list[str], checkpoint: str, out_json: str) -> None:
     from .shards import read_shards
     from .train import load_checkpoint
 
+    from .models.family import infer_seconds_per_1000, load_model, scored_rows
+
     table = read_shards(shards, only_ok=True)
     model, meta = load_checkpoint(checkpoint)
-    write_json(out_json, evaluate_model(model, meta, table, split="test") | {"model": "SPT", "checkpoint": checkpoint})
+    record = evaluate_model(model, meta, table, split="test")
+    fitted = load_model(checkpoint)  # the family view of the same checkpoint, timed like every baseline
+    rows = scored_rows(table, fitted, "test")
+    timing = {"train_seconds": fitted.train_seconds,
+              "infer_seconds_per_1000": infer_seconds_per_1000(fitted, np.asarray(table["spectrum"])[rows],
+                                                               np.asarray(table["element"])[rows])}
+    write_json(out_json, record | timing | {"model": "SPT", "checkpoint": checkpoint})
 
 
-def baseline_stage(shards: list[str], group: str, out_model: str, out_json: str, rf_cfg: dict,
-                   n_jobs: int = 1) -> None:
-    from .models.baselines import fit_random_forest
+def train_baseline_stage(shards: list[str], family: str, group: str, out_model: str, out_json: str, cfg: dict,
+                         n_jobs: int = 1, seed: int = 0) -> None:
+    """Fit one model family on a site group, save it, and write its test metrics with timing from this run."""
+    from .models.family import fit_family, metrics_record
 
     table, data_hash = _training_table(shards)
-    _, scores = fit_random_forest(table, group, rf_cfg, out_path=out_model, n_jobs=n_jobs)
-    write_json(out_json, {"group": group, "split": "test", "model": "RandomForest", "dataset_hash": data_hash,
-                          "descriptors": scores})
+    model = fit_family(family, table, group, cfg, seed=seed, n_jobs=n_jobs)
+    if out_model:
+        model.save(out_model)
+    write_json(out_json, metrics_record(model, table, "test", data_hash))
+
+
+def benchmark_seeds_stage(metrics_paths: list[str], benchmark_paths: list[str], out_json: str, out_md: str) -> None:
+    from .reports.benchmark_seeds import write_seed_summary
+
+    write_seed_summary(metrics_paths, benchmark_paths, out_json, out_md)
+
+
+def benchmark_stage(metrics_paths: list[str], seeds_paths: list[str], outputs: dict) -> None:
+    from .reports.benchmark import write_benchmark
+
+    write_benchmark(metrics_paths, seeds_paths[0] if seeds_paths else None, outputs)
+
+
+def robustness_stage(shards: list[str], model_paths: list[str], cfg: dict, outputs: dict) -> None:
+    from .reports.robustness import write_robustness
+
+    write_robustness(shards, model_paths, cfg, outputs)
+
+
+def expert_vs_joint_stage(joint_paths: list[str], expert_paths: list[str], outputs: dict) -> None:
+    from .reports.expert_vs_joint import write_expert_vs_joint
+
+    write_expert_vs_joint(joint_paths, expert_paths, outputs)
+
+
+def umap_stage(shards: list[str], checkpoint: str, cfg: dict, outputs: dict) -> None:
+    from .reports.umap_embed import write_umap
+
+    write_umap(shards, checkpoint, cfg, outputs)

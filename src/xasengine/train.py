@@ -34,10 +34,12 @@ from tqdm import tqdm
 from .atomic import atomic_path
 from .errors import ModelError
 from .readers import load_torch
+from .models.calibration import fit_temperature, reliability, softmax
 from .models.domain import fit_domain
+from .models.loss import masked_loss  # noqa: F401  (re-exported: tests and scripts import it from here)
 from .models.spt import SPT
-from .models.targets import (GROUP_TARGETS, IGNORE_INDEX, TargetSpec, build_target_specs,
-                                      check_finite_spectra, check_site_table, group_mask)
+from .models.targets import (IGNORE_INDEX, TargetSpec, build_target_specs,
+                             check_finite_spectra, check_site_table, group_mask, group_targets)
 
 CHECKPOINT_FORMAT = "xasengine-spt/2"  # /2: input scaling buffers, dmu/dE input, squeezed readout
 # Sized for the latency target (p50 <= 2 ms per spectrum, >= 10,000 spectra/s on 2 threads); a 5x5 kernel
@@ -83,31 +85,6 @@ def resolve_cfg(cfg: dict | None) -> dict:
 def model_hparams(cfg: dict) -> dict:
     """The architecture part of a cfg, as SPT keyword arguments."""
     return {key: cfg[key] for key in MODEL_KEYS}
-
-
-def masked_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
-                specs: list[TargetSpec]) -> tuple[torch.Tensor, dict[str, float]]:
-    """Sum over tasks of the task's mean loss over labelled sites: CE for classes, MSE for standardised values.
-
-    Classification targets use IGNORE_INDEX and regression targets NaN for 'no label'; those sites add
-    nothing to the loss or its gradient. A task with no label in the batch contributes zero.
-    """
-    total = torch.zeros((), device=next(iter(outputs.values())).device)
-    per_task = {}
-    for spec in specs:
-        output, target = outputs[spec.name], targets[spec.name]
-        if spec.kind == "classification":
-            labelled = target != IGNORE_INDEX
-            task_sum = F.cross_entropy(output, target, ignore_index=IGNORE_INDEX, reduction="sum")
-        else:
-            labelled = torch.isfinite(target)
-            # NaN must be replaced, not only masked: 0 * NaN in the backward pass would poison the gradient.
-            squared_error = (output - torch.nan_to_num(target)) ** 2
-            task_sum = torch.where(labelled, squared_error, torch.zeros_like(squared_error)).sum()
-        task_loss = task_sum / labelled.sum().clamp(min=1)
-        per_task[spec.name] = float(task_loss.detach())
-        total = total + task_loss
-    return total, per_task
 
 
 def interpolate_rows(query: torch.Tensor, grid: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -238,12 +215,7 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
     """
     cfg = resolve_cfg(cfg)
     check_site_table(table)
-    if group not in GROUP_TARGETS:
-        raise ModelError(f"unknown site group {group!r}; expected one of {sorted(GROUP_TARGETS)}")
-    names = tuple(targets) if targets else GROUP_TARGETS[group]
-    foreign = sorted(set(names) - set(GROUP_TARGETS[group]))
-    if foreign:
-        raise ModelError(f"descriptors {foreign} are not defined for group {group!r} ({GROUP_TARGETS[group]})")
+    names = group_targets(group, targets)
 
     data = _GroupData(table, group, names)
     seed_everything(cfg["seed"])
@@ -294,6 +266,7 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
         model.load_state_dict(best_state)
     best_row = history[best_epoch - 1]
     model.eval()
+    temperatures, calibration = _fit_temperatures(model, data, device)
 
     summary = {
         "group": group,
@@ -311,6 +284,7 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
         "unseen_elements": data.unseen_elements,
         "history": history,
         "dataset_hash": cfg.get("dataset_hash"),
+        "calibration": calibration,
     }
     meta = {
         "format": CHECKPOINT_FORMAT,
@@ -322,11 +296,41 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
         "domain": fit_domain(data.spectrum[train_index].numpy(),
                              data.spectrum[torch.from_numpy(data.split_index["val"])].numpy()),
         "cfg": {**cfg, "kernel_sizes": list(cfg["kernel_sizes"])},
+        "temperatures": temperatures,
         "dataset_hash": cfg.get("dataset_hash"),
         "training": {key: summary[key] for key in ("n_sites", "epochs_run", "best_epoch", "monitor", "best_val_loss",
                                                    "best_val_score", "train_seconds", "unseen_labels", "unseen_elements")},
     }
     return model, meta, summary
+
+
+MIN_CALIBRATION_SITES = 20  # fewer labelled validation sites than this: probabilities are left as trained
+
+
+def _fit_temperatures(model: SPT, data: _GroupData, device: str) -> tuple[dict, dict]:
+    """One softmax temperature per class descriptor, fitted on the validation split, and the validation
+    expected calibration error before and after it (the fit's own data, so 'after' is optimistic)."""
+    index = torch.from_numpy(data.split_index["val"])
+    spectrum, energy, element, targets = data.batch(index, device)
+    with torch.inference_mode():
+        outputs = model(spectrum, energy, element)
+    temperatures, calibration = {}, {}
+    for spec in data.specs:
+        if spec.kind != "classification":
+            continue
+        labels = targets[spec.name].cpu().numpy()
+        labelled = labels != IGNORE_INDEX
+        if labelled.sum() < MIN_CALIBRATION_SITES:
+            calibration[spec.name] = {"temperature": 1.0, "n": int(labelled.sum()), "note": "too few validation sites"}
+            temperatures[spec.name] = 1.0
+            continue
+        logits = outputs[spec.name].cpu().numpy().astype(np.float64)[labelled]
+        t = fit_temperature(logits, labels[labelled])
+        temperatures[spec.name] = t
+        calibration[spec.name] = {"temperature": round(t, 4), "n": int(labelled.sum()),
+                                  "val_ece_before": round(reliability(softmax(logits), labels[labelled])["ece"], 4),
+                                  "val_ece_after": round(reliability(softmax(logits, t), labels[labelled])["ece"], 4)}
+    return temperatures, calibration
 
 
 def save_checkpoint(path: str | os.PathLike, model: SPT, meta: dict) -> None:

@@ -1,4 +1,4 @@
-# SPT (joint multi-target and per-descriptor experts) and the random-forest baseline, per site group.
+# SPT (joint multi-target and per-descriptor experts) and the baseline families, per site group.
 
 
 rule train_spt:
@@ -10,7 +10,7 @@ rule train_spt:
     params:
         cfg=config["train"],
     resources:
-        runtime=config["resources"]["train_runtime"],
+        **training_resources(),
     threads: config["resources"]["train_threads"]
     log:
         "results/logs/models/spt-joint-{group}.log",
@@ -29,7 +29,7 @@ rule train_spt_expert:
     params:
         cfg=config["train"],
     resources:
-        runtime=config["resources"]["train_runtime"],
+        **training_resources(),
     threads: config["resources"]["train_threads"]
     log:
         "results/logs/models/spt-expert-{group}-{descriptor}.log",
@@ -53,33 +53,65 @@ rule evaluate_spt:
         "../scripts/evaluate_spt.py"
 
 
-rule baseline_rf:
+# Every baseline family through one rule (xasengine.models.family); {model} is constrained to benchmark.models.
+rule train_baseline:
     input:
         shards=shard_paths,
     output:
-        model="results/models/rf-{group}.joblib",
-        metrics="results/metrics/rf-{group}.json",
+        model="results/models/{model}-{group}.joblib",
+        metrics="results/metrics/{model}-{group}.json",
+    wildcard_constraints:
+        model=BASELINE_PATTERN,
     params:
-        cfg=config["train"]["rf"],
+        cfg=family_cfg,
+    resources:
+        runtime=config["resources"]["train_runtime"],
     threads: config["resources"]["train_threads"]
+    benchmark:
+        "results/benchmarks/models/{model}-{group}.tsv"
     log:
-        "results/logs/models/rf-{group}.log",
+        "results/logs/models/{model}-{group}.log",
     conda:
         ENV
     script:
-        "../scripts/baseline_rf.py"
+        "../scripts/train_baseline.py"
 
 
-rule metrics_table:
+# `snakemake benchmark_seeds`: the stochastic families and the joint SPT retrained per seed (metrics only).
+rule seed_run:
     input:
-        metrics_inputs,
+        shards=shard_paths,
     output:
-        table=report("results/reports/metrics.md", category="Models", caption="../report/metrics.rst"),
-        figure=report("results/reports/metrics.png", category="Models", caption="../report/metrics.rst"),
-        json="results/reports/metrics.json",
+        metrics="results/seeds/{model}-{group}-seed{seed}.json",
+    wildcard_constraints:
+        model=SEED_PATTERN,
+        seed="[0-9]+",
+    params:
+        cfg=family_cfg,
+    resources:
+        runtime=config["resources"]["train_runtime"],
+    threads: config["resources"]["train_threads"]
+    benchmark:
+        "results/benchmarks/seeds/{model}-{group}-seed{seed}.tsv"
     log:
-        "results/logs/metrics_table.log",
+        "results/logs/seeds/{model}-{group}-seed{seed}.log",
     conda:
         ENV
     script:
-        "../scripts/metrics_table.py"
+        "../scripts/train_baseline.py"
+
+
+rule benchmark_seeds:
+    input:
+        metrics=seed_runs("results/seeds/{model}-{group}-seed{seed}.json"),
+        benchmarks=seed_runs("results/benchmarks/seeds/{model}-{group}-seed{seed}.tsv"),
+    output:
+        json="results/reports/benchmark_seeds.json",
+        md=report("results/reports/benchmark_seeds.md", category="Models", caption="../report/benchmark_seeds.rst"),
+    log:
+        "results/logs/benchmark_seeds.log",
+    conda:
+        ENV
+    script:
+        "../scripts/benchmark_seeds.py"
+

@@ -9,9 +9,92 @@ rule dataset_card:
         failures=report("results/reports/failures.tsv", category="Dataset", caption="../report/failures.rst"),
         spectra=report("results/reports/example_spectra.png", category="Dataset", caption="../report/spectra.rst"),
         counts=report("results/reports/counts.png", category="Dataset", caption="../report/counts.rst"),
+    params:
+        allowed_elements=config["structures"]["allowed_elements"],
     log:
         "results/logs/dataset_card.log",
     conda:
         ENV
     script:
         "../scripts/dataset_card.py"
+
+
+# The comparison of the SPT paper (Figure 7, 8; §2.2, §4.4) on this dataset: xasengine.reports.*
+rule benchmark:
+    input:
+        metrics=benchmark_inputs,
+        seeds=seed_summary_if_built,
+    output:
+        html=report("results/reports/benchmark.html", category="Benchmark", caption="../report/benchmark.rst"),
+        radar=report("results/reports/benchmark_radar.png", category="Benchmark", caption="../report/radar.rst"),
+        json="results/reports/benchmark.json",
+        csv="results/reports/benchmark.csv",
+        times_csv="results/reports/benchmark_times.csv",
+    log:
+        "results/logs/reports/benchmark.log",
+    conda:
+        ENV
+    script:
+        "../scripts/benchmark.py"
+
+
+rule robustness:
+    input:
+        shards=shard_paths,
+        models=report_models,
+    output:
+        noise=report("results/reports/robustness_noise.png", category="Robustness", caption="../report/robustness.rst"),
+        shift=report("results/reports/robustness_shift.png", category="Robustness", caption="../report/robustness.rst"),
+        broadening=report("results/reports/robustness_broadening.png", category="Robustness",
+                          caption="../report/robustness.rst"),
+        json="results/reports/robustness.json",
+        csv="results/reports/robustness.csv",
+    params:
+        cfg=config["reports"],
+    benchmark:
+        "results/benchmarks/reports/robustness.tsv"
+    log:
+        "results/logs/reports/robustness.log",
+    conda:
+        ENV
+    script:
+        "../scripts/robustness.py"
+
+
+rule expert_vs_joint:
+    input:
+        joint=lambda wildcards: spt_metrics("joint"),
+        experts=lambda wildcards: spt_metrics("expert"),
+    output:
+        html=report("results/reports/expert_vs_joint.html", category="Expert vs joint",
+                    caption="../report/expert_vs_joint.rst"),
+        figure=report("results/reports/expert_vs_joint.png", category="Expert vs joint",
+                      caption="../report/expert_vs_joint.rst"),
+        json="results/reports/expert_vs_joint.json",
+        csv="results/reports/expert_vs_joint.csv",
+    log:
+        "results/logs/reports/expert_vs_joint.log",
+    conda:
+        ENV
+    script:
+        "../scripts/expert_vs_joint.py"
+
+
+rule umap_embed:
+    input:
+        shards=shard_paths,
+        checkpoint="results/models/spt-joint-{group}.pt",
+    output:
+        figure=report("results/reports/umap-{group}.png", category="UMAP", caption="../report/umap.rst",
+                      labels={"site group": "{group}"}),
+        json="results/reports/umap-{group}.json",
+    params:
+        cfg=config["reports"]["umap"],
+    benchmark:
+        "results/benchmarks/reports/umap-{group}.tsv"
+    log:
+        "results/logs/reports/umap-{group}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/umap_embed.py"

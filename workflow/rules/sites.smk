@@ -14,7 +14,8 @@ rule absorbing_sites:
     resources:
         runtime=config["resources"]["feff_runtime"],
         mem_mb=config["resources"]["feff_mem_mb"],
-        cpus_per_task=1,
+    group:
+        "feff"  # on a cluster, the profile's group-components packs several structures into one submission
     log:
         "results/logs/sites/{sid}.log",
     conda:

@@ -41,8 +41,12 @@ def _die_with_parent() -> None:
 def _run_process(cmd: list[str], workdir: Path, timeout: float) -> None:
     """Own process group, so a timeout kills FEFF's stage workers too."""
     with open(workdir / "feff.log", "w") as log:
-        proc = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=_die_with_parent)
+        try:
+            proc = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=_die_with_parent)
+        except OSError as exc:  # missing, not executable, or a bad interpreter line: the site's failure row
+            raise FeffRunError(f"FEFF command {cmd[0]!r} cannot start ({exc.strerror or exc}); "
+                               "check feff.executable") from None
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -7,6 +7,10 @@ from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_sc
 
 from ..errors import ModelError
 
+# the headline score of each task (tables, radars, sweeps) and the one shown beside it
+MAIN_SCORE = {"classification": "f1_weighted", "regression": "r2"}
+SECOND_SCORE = {"classification": "accuracy", "regression": "mae"}
+
 
 def metrics(y_true, y_pred, kind: str) -> dict:
     """Weighted F1 + accuracy (classification) or R² + MAE (regression) over sites with a finite truth.

@@ -266,6 +266,13 @@ class SPT(nn.Module):
 
     def forward(self, spectrum: torch.Tensor, energy: torch.Tensor,
                 element: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        pooled = self.embed(spectrum, energy, element)
+        return {name: head(pooled).squeeze(-1) if self.hparams["heads"][name] == 0 else head(pooled)
+                for name, head in self.heads.items()}
+
+    def embed(self, spectrum: torch.Tensor, energy: torch.Tensor,
+              element: torch.Tensor | None = None) -> torch.Tensor:
+        """The shared latent vector (B, readout_dim) every head reads: what the UMAP report maps."""
         self.check_inputs(spectrum, energy, element)
         step = torch.diff(energy, dim=1)
         if not bool((step > 0).all()):
@@ -282,6 +289,4 @@ class SPT(nn.Module):
         x = self.embedding_dropout(x)
         for block in self.spectral_blocks:
             x = block(x)
-        pooled = self.readout(self.graph_attention(x))
-        return {name: head(pooled).squeeze(-1) if self.hparams["heads"][name] == 0 else head(pooled)
-                for name, head in self.heads.items()}
+        return self.readout(self.graph_attention(x))

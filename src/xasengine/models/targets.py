@@ -54,6 +54,17 @@ def group_mask(elements: np.ndarray, group: str) -> np.ndarray:
     return is_oxygen if group == "O" else ~is_oxygen
 
 
+def group_targets(group: str, targets=None) -> tuple[str, ...]:
+    """The descriptors a model of the group learns: all of the group's, or the named ones if they belong to it."""
+    if group not in GROUP_TARGETS:
+        raise ModelError(f"unknown site group {group!r}; expected one of {sorted(GROUP_TARGETS)}")
+    names = tuple(targets) if targets else GROUP_TARGETS[group]
+    foreign = sorted(set(names) - set(GROUP_TARGETS[group]))
+    if foreign:
+        raise ModelError(f"descriptors {foreign} are not defined for group {group!r} ({GROUP_TARGETS[group]})")
+    return names
+
+
 def target_kind(name: str) -> str:
     if name in CLASSIFICATION:
         return "classification"

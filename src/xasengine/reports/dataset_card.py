@@ -16,6 +16,7 @@ from ..feff.inputs import RESCUE_NOTE
 from ..readers import open_hdf5
 from ..shards import read_shards
 from ..structures.collect import FAILURE_COLUMNS, read_tsv, tsv_text
+from ..structures.io import DEFAULT_ELEMENTS
 
 CATEGORICAL = ("OS", "CN", "CN2", "OCN", "PSGO")
 CONTINUOUS = ("NNRS", "MOOD", "NNOSM")
@@ -123,8 +124,16 @@ def markdown(summary: dict, failures: list[dict]) -> str:
     p = summary["provenance"]
     lines += ["", "## Provenance", "", f"- schema_version {p['schema_version']}, xasengine {p['xasengine_version']}, "
               f"config hash {p['config_hash']}", f"- FEFF: {', '.join(p['feff_engines'])}, preset `{p['feff_preset']}`",
-              "- packages: " + ", ".join(f"{k} {v}" for k, v in p["package_versions"].items()), ""]
+              "- packages: " + ", ".join(f"{k} {v}" for k, v in p["package_versions"].items()),
+              _chemical_space_line(p.get("allowed_elements", list(DEFAULT_ELEMENTS))), ""]
     return "\n".join(lines)
+
+
+def _chemical_space_line(allowed: list[str]) -> str:
+    line = f"- chemical space (structures.allowed_elements): {', '.join(allowed)}"
+    if set(allowed) != set(DEFAULT_ELEMENTS):
+        line += f" (**widened by the config** from the engine's default {', '.join(DEFAULT_ELEMENTS)})"
+    return line
 
 
 def _plot_spectra(table: dict, path: Path) -> None:
@@ -165,10 +174,11 @@ def _plot_counts(summary: dict, path: Path) -> None:
     save_png(fig, path)
 
 
-def write_dataset_card(shard_paths, structure_failures_tsv, outputs: dict) -> dict:
+def write_dataset_card(shard_paths, structure_failures_tsv, outputs: dict, allowed_elements=DEFAULT_ELEMENTS) -> dict:
     table = read_shards(shard_paths)
     failures = collect_failures(table, shard_paths, structure_failures_tsv)
     summary = summarize(table, failures, shard_paths)
+    summary["provenance"]["allowed_elements"] = list(allowed_elements)
     write_text(outputs["failures"], tsv_text(failures, FAILURE_COLUMNS))
     pairs = sorted(set(zip(table["structure_id"], table["split"])))
     write_text(outputs["split"], tsv_text([{"structure_id": sid, "split": sp} for sid, sp in pairs],

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..atomic import write_text
 from ..errors import StructureError
-from .io import StructureRecord, check_processable, read_structure_file, write_record
+from .io import StructureRecord, check_elements, check_processable, read_structure_file, write_record
 
 INDEX_COLUMNS = ["structure_id", "hash", "formula", "n_atoms", "source", "family"]
 FAILURE_COLUMNS = ["structure_id", "site_index", "stage", "message"]
@@ -55,6 +55,7 @@ def collect_structures(options: dict) -> tuple[list[StructureRecord], list[dict]
         seen.add(rec.id)
         try:
             check_processable(rec.structure, rec.id)
+            check_elements(rec.structure, rec.id, options["allowed_elements"])
             if len(rec.structure) > options["max_sites"]:
                 raise StructureError(
                     f"{rec.id}: {len(rec.structure)} atoms exceeds structures.max_sites={options['max_sites']}"

@@ -67,6 +67,20 @@ def check_processable(structure: Structure, label: str) -> None:
         raise StructureError(f"{label}: atoms overlap (closest pair {dmin:.2f} Å)")
 
 
+# The engine's chemical space (absorbers and neighbours); the schema default of structures.allowed_elements.
+DEFAULT_ELEMENTS = ("Co", "Li", "Mn", "Ni", "O")
+
+
+def check_elements(structure: Structure, label: str, allowed) -> None:
+    """Keep the dataset inside the chemical space the models are meant for (structures.allowed_elements)."""
+    outside = sorted({el.symbol for el in structure.composition.elements} - set(allowed))
+    if outside:
+        raise StructureError(
+            f"{label}: contains {', '.join(outside)}, outside structures.allowed_elements "
+            f"[{', '.join(allowed)}]; add them there to widen the chemical space"
+        )
+
+
 def read_structure_file(path: str | Path) -> Structure:
     """A user's structure file; unreadable is a StructureError so the structures stage records it as a failure."""
     path = Path(path)

@@ -66,16 +66,52 @@ class RecordedRester:
         ]
 
 
+# Without a network mp-api retries each request and chains every failure into one long traceback.
+MP_TIMEOUT_S = 30
+MP_RETRIES = 2
+DEFAULT_ENDPOINT = "https://api.materialsproject.org/"
+OFFLINE_HINT = "structures.source: library works offline"
+
+
+def mp_endpoint() -> str:
+    """mp-api's own setting (MPRESTER_ENDPOINT), so a mirror or a test address reaches both the probe and mp-api."""
+    return os.environ.get("MPRESTER_ENDPOINT") or DEFAULT_ENDPOINT
+
+
+def check_reachable(endpoint: str, timeout_s: float = MP_TIMEOUT_S, retries: int = MP_RETRIES) -> None:
+    """One bounded heartbeat request before mp-api starts (its own heartbeat call has no timeout)."""
+    import requests
+
+    reason = ""
+    for _ in range(retries + 1):
+        try:
+            requests.get(endpoint.rstrip("/") + "/heartbeat", timeout=timeout_s)
+            return
+        except requests.RequestException as exc:
+            reason = type(exc).__name__
+    raise StructureError(f"the Materials Project could not be reached at {endpoint} ({reason} after {retries + 1} "
+                         f"tries, {timeout_s:g} s timeout); check the network, or note that {OFFLINE_HINT}")
+
+
 class _LiveRester:
     def __init__(self, key: str):
+        endpoint = mp_endpoint()
+        check_reachable(endpoint)
+        os.environ.setdefault("MPRESTER_MAX_RETRIES", str(MP_RETRIES))  # read when mp_api is first imported
         from mp_api.client import MPRester
 
-        self._mpr = MPRester(key)
+        try:
+            self._mpr = MPRester(key, endpoint=endpoint, timeout=MP_TIMEOUT_S, mute_progress_bars=True)
+        except Exception as exc:  # mp-api raises MPRestError, requests errors or ValueError for a refused key
+            raise StructureError(_failure(exc)) from None
 
     def search(self, chemsys, energy_above_hull, num_sites, fields):
-        docs = self._mpr.materials.summary.search(
-            chemsys=chemsys, energy_above_hull=energy_above_hull, num_sites=num_sites, fields=fields
-        )
+        try:
+            docs = self._mpr.materials.summary.search(
+                chemsys=chemsys, energy_above_hull=energy_above_hull, num_sites=num_sites, fields=fields
+            )
+        except Exception as exc:
+            raise StructureError(_failure(exc)) from None
         return [
             {
                 "material_id": str(d.material_id),
@@ -85,6 +121,14 @@ class _LiveRester:
             }
             for d in docs
         ]
+
+
+def _failure(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    if re.search(r"\b(401|403)\b|api[_ ]key", text, re.I):
+        return f"the Materials Project refused MP_API_KEY ({text[:200]}); check the key, or note that {OFFLINE_HINT}"
+    return (f"the Materials Project query failed ({type(exc).__name__}: {text[:200]}); "
+            f"retry later, or note that {OFFLINE_HINT}")
 
 
 REFETCH = "a Materials Project cache file: delete it to fetch it again"
