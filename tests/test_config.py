@@ -116,7 +116,7 @@ def test_snakemake_stops_before_any_job_with_the_line(tmp_path, bad, line):
 
 @pytest.mark.parametrize("content, message", [
     (None, "config file not found: {path}"),
-    (b"\x7fELF\x02\x01\x01\x00\xff\xfe", "config file {path} is not a text file"),
+    (b"\x7fELF\x02\x01\x01\x00\xff\xfe", "{path}: unreadable (binary data where text was expected)"),
     (b"feff: [1\n", "config file {path} is not valid YAML (line 2: expected ',' or ']'"),
 ])
 def test_unreadable_config_file_is_one_line_naming_it(tmp_path, content, message):

@@ -173,8 +173,3 @@ def test_predict_on_a_folder_fails_each_bad_file_on_its_own(tiny_workflow, tmp_p
     only_good = _cli("predict", "--model", model, *(tmp_path / n for n in good))
     assert only_good.returncode == 0 and only_good.stderr == ""
 
-
-def test_binary_config_file_is_one_line(tmp_path):
-    config = tmp_path / "config.yaml"
-    config.write_bytes(b"\x00\xff\xfe\x89")
-    assert f"{config}: unreadable (binary data" in _one_error_line(_cli("validate-config", config))

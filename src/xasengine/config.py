@@ -11,7 +11,7 @@ import jsonschema
 import yaml
 
 from .errors import ConfigError
-from .readers import read_text
+from .readers import UnreadableFile, read_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -156,8 +156,8 @@ def read_config_file(path: str | Path | None) -> dict:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
         raise ConfigError(f"config file {path} is not valid YAML ({where}{getattr(exc, 'problem', None) or exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not a text file ({exc.reason})") from exc
+    except UnreadableFile as exc:  # reported as a config problem, like every other one
+        raise ConfigError(str(exc)) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
