@@ -25,9 +25,9 @@ _WRITTEN_BY_CHECKPOINT = {"results/structures/json": "structures"}
 
 
 def _rebuild_hint(snakemake, exc):
-    """How to rebuild a damaged input that another rule produced. It is left in place: removing it is not enough,
-    as Snakemake does not rebuild a missing intermediate file whose downstream outputs exist, while a damaged file
-    newer than its consumers fails again, with this line, on every run until it is rebuilt."""
+    """How to rebuild a damaged input that another rule produced: --forcerun reruns the job that wrote it and all
+    downstream. Neither a plain rerun nor removing it would: Snakemake does not rebuild a missing intermediate
+    file while the outputs downstream of it exist."""
     inputs = {Path(p).resolve() for p in snakemake.input}
     if exc.path.resolve() not in inputs or exc.hint:
         return exc
