@@ -52,10 +52,10 @@ def _is_prose(path: Path) -> bool:
                 if line.strip() and not line.lstrip().startswith("#"):
                     [float(x) for x in line.replace(",", " ").split()]
                     return False
+    except (UnicodeDecodeError, OSError):  # before ValueError, of which UnicodeDecodeError is a kind
+        return False
     except ValueError:
         return True
-    except (UnicodeDecodeError, OSError):
-        return False
     return False
 
 

@@ -24,19 +24,15 @@ def limit_threads(threads: int) -> None:
 _WRITTEN_BY_CHECKPOINT = {"results/structures/json": "structures"}
 
 
-def _heal_input(snakemake, exc):
-    """A damaged input that another rule produced is removed, so the next `snakemake` run rebuilds it (Snakemake
-    itself never looks inside a file whose mtime is older than its consumers)."""
+def _rebuild_hint(snakemake, exc):
+    """How to rebuild a damaged input that another rule produced: --forcerun reruns the job that wrote it and all
+    downstream. Neither a plain rerun nor removing it would: Snakemake does not rebuild a missing intermediate
+    file while the outputs downstream of it exist."""
     inputs = {Path(p).resolve() for p in snakemake.input}
     if exc.path.resolve() not in inputs or exc.hint:
         return exc
-    checkpoint = _WRITTEN_BY_CHECKPOINT.get(exc.path.parent.as_posix())
-    if checkpoint:
-        return exc.with_hint(f"rewrite it with: snakemake --forcerun {checkpoint}")
-    if not exc.path.exists():  # another job reading it got there first
-        return exc.with_hint("rerun snakemake to rebuild it")
-    exc.path.unlink()
-    return exc.with_hint("removed it: rerun snakemake to rebuild it")
+    target = _WRITTEN_BY_CHECKPOINT.get(exc.path.parent.as_posix(), exc.path)
+    return exc.with_hint(f"rebuild it with: snakemake --forcerun {target}")
 
 
 def run_rule(snakemake, func, *args, **kwargs) -> None:
@@ -52,7 +48,7 @@ def run_rule(snakemake, func, *args, **kwargs) -> None:
         func(*args, **kwargs)
     except XasEngineError as exc:
         if isinstance(exc, UnreadableFile):
-            exc = _heal_input(snakemake, exc)
+            exc = _rebuild_hint(snakemake, exc)
         print(f"error [{exc.stage}]: {exc}", file=stream)
         stream.flush()
         sys.__stderr__.write(f"error [{exc.stage}]: {exc}\n")
