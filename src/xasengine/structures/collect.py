@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from pathlib import Path
 
 from ..atomic import write_text
@@ -64,7 +65,30 @@ def collect_structures(options: dict) -> tuple[list[StructureRecord], list[dict]
             failures.append({"structure_id": rec.id, "site_index": "", "stage": "structures", "message": str(exc)})
             continue
         records.append(rec)
-    return records, failures
+    return _relaxed(records, options, failures), failures
+
+
+def _relaxed(records: list[StructureRecord], options: dict, failures: list[dict]) -> list[StructureRecord]:
+    """Records whose family asks for it replaced by their relaxed structure; non-converged ones become failures."""
+    from .relax import RelaxError, RelaxSettings, cached_relax, method_for, potential_version
+
+    wanted = {rec.id for rec in records if method_for(rec.family, options) == "chgnet"}
+    if not wanted:
+        return records
+    potential_version()  # a missing CHGNet is one error before any structure is relaxed
+    settings = RelaxSettings.from_config(options.get("relax_settings", {}))
+    kept = []
+    for rec in records:
+        if rec.id not in wanted:
+            kept.append(rec)
+            continue
+        try:
+            result = cached_relax(rec.structure, settings, rec.id, options.get("relax_cache_dir", "results/relax_cache"))
+        except RelaxError as exc:
+            failures.append({"structure_id": rec.id, "site_index": "", "stage": "relax", "message": str(exc)})
+            continue
+        kept.append(replace(rec, structure=result.structure, relaxation=result.provenance))
+    return kept
 
 
 def tsv_text(rows: list[dict], columns: list[str]) -> str:

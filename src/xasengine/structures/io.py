@@ -22,6 +22,7 @@ class StructureRecord:
     source: str
     family: str
     reference: str = ""
+    relaxation: dict | None = None  # CHGNet provenance when the structure was relaxed (structures/relax.py)
 
     @property
     def hash(self) -> str:
@@ -38,6 +39,8 @@ class StructureRecord:
             "hash": self.hash,
             "structure": self.structure.as_dict(),
         }
+        if self.relaxation:  # absent for unrelaxed structures, so their JSON (and its mtime) does not change
+            doc["relaxation"] = self.relaxation
         return json.dumps(doc, sort_keys=True, indent=1) + "\n"
 
 
@@ -111,4 +114,5 @@ def load_record(path: str | Path) -> StructureRecord:
             source=doc["source"],
             family=doc["family"],
             reference=doc.get("reference", ""),
+            relaxation=doc.get("relaxation"),
         )
