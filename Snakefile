@@ -11,7 +11,9 @@ configfile: "config.yaml"
 
 
 # schema + cross-key checks, one line per problem and exit 1 before any job (snakemake's validate() shows a traceback)
-config.update(validate_or_exit(config))
+_valid = validate_or_exit(config)
+config.clear()
+config.update(_valid)
 
 
 report: "workflow/report/workflow.rst"

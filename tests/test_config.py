@@ -129,3 +129,15 @@ def test_unreadable_config_file_is_one_line_naming_it(tmp_path, content, message
                           capture_output=True, text=True)
     assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1
     assert proc.stderr.startswith("xasengine: error [config]: " + message.format(path=path)), proc.stderr
+
+
+def test_key_order_of_a_config_file_does_not_matter(tmp_path):
+    """The same settings written in another order give the identical (canonically ordered) config."""
+    from xasengine.config import validate_or_exit
+
+    text = (REPO / "tests" / "configs" / "tiny.yaml").read_text()
+    data = yaml.safe_load(text)
+    shuffled = {key: data[key] for key in reversed(list(data))}
+    a, b = validate_or_exit(data), validate_or_exit(shuffled)
+    assert a == b and list(a) == sorted(a) and list(a["feff"]) == sorted(a["feff"])
+    assert repr(a) == repr(b)  # what Snakemake compares when it checks a rule's params

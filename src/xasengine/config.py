@@ -128,8 +128,21 @@ def validate_config(config: dict | None) -> dict:
     return config
 
 
+def canonical_order(value: Any) -> Any:
+    """Mappings with their keys sorted, all the way down.
+
+    Snakemake compares a rule's params as written, so the same settings in another key order (a config file
+    rewritten by a tool, a section moved) would otherwise rerun every job that takes a config section."""
+    if isinstance(value, dict):
+        return {key: canonical_order(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [canonical_order(item) for item in value]
+    return value
+
+
 def validate_or_exit(config: dict | None) -> dict:
-    """For the Snakefile and the CLI: every problem on its own stderr line and exit 1 before any job starts."""
+    """For the Snakefile and the CLI: every problem on its own stderr line and exit 1 before any job starts;
+    the valid config comes back with defaults filled in and keys in canonical order."""
     import sys
 
     config, problems = config_problems(config)
@@ -137,7 +150,7 @@ def validate_or_exit(config: dict | None) -> dict:
         print(line, file=sys.stderr)
     if problems:
         raise SystemExit(1)
-    return config
+    return canonical_order(config)
 
 
 def load_config(path: str | Path | None) -> dict:
