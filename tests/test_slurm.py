@@ -194,7 +194,7 @@ def test_readme_cluster_commands_match_a_local_run(cluster_and_local_runs):
     # the five structures' FEFF jobs went as one group submission; aggregation stayed local
     assert len(by_rule.pop("rule_feff_absorbing_sites")) == 1, by_rule
     assert not {f"rule_{r}" for r in LOCAL_RULES} & set(by_rule), by_rule
-    assert {"rule_shard", "rule_train_spt", "rule_train_spt_expert", "rule_baseline_rf"} <= set(by_rule)
+    assert {"rule_shard", "rule_train_spt", "rule_train_spt_expert", "rule_train_baseline"} <= set(by_rule)
     assert all(j["AllocCPUS"] == "1" and j["Partition"] == "main" for j in by_rule["rule_train_spt"])  # cpu, 1 thread
     for rule in LOCAL_RULES:
         assert f"localrule {rule}:" in out or f"localcheckpoint {rule}:" in out, rule
