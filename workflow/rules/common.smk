@@ -129,7 +129,7 @@ def report_models(wildcards):
 
 
 def report_targets():
-    """Everything `rule all` builds after the shards: the dataset card and every comparison report."""
+    """What the `all` target builds after the shards: the dataset card and every comparison report."""
     targets = ["results/reports/dataset_card.md", "results/reports/benchmark.html",
                "results/reports/robustness.json"]
     targets += [f"results/reports/umap-{g}.png" for g in config["train"]["groups"]]
