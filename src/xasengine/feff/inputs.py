@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pymatgen.core import Structure
 from pymatgen.io.feff.sets import MPXANESSet
 
@@ -32,7 +34,34 @@ def feff_input_text(structure: Structure, site_index: int, edge: str, params: di
     # EGRID extends the grid below the Fermi level (the default XANES grid starts only ~5 eV below it);
     # it must stand before ATOMS, whose block pymatgen closes with END.
     egrid = f"EGRID\ne_grid {params['egrid_start']} 0 0.5\nk_grid 0.05 {params['xanes_kmax']} 0.05\n"
-    return f"{tags_text}\n{egrid}\n{potentials}\n{atoms}\n"
+    return canonical_input(f"{tags_text}\n{egrid}\n{potentials}\n{atoms}\n")
+
+
+def canonical_input(inp_text: str) -> str:
+    """feff.inp with its ATOMS card on a 0.1 mÅ grid and its rows in a fixed order.
+
+    The text is the FEFF cache key, and pymatgen's raw card carries floating-point noise that depends on the CPU's
+    BLAS kernels (a coordinate printed as 1.571e-10 on one machine and -1.571e-10 on another, equal-distance
+    neighbours in another order): without this, a cache made on one machine missed on the next. The grid's
+    rounding boundaries are offset from round decimals, where crystal coordinates (a/2, a/4) tend to fall."""
+    head, _, rest = inp_text.partition("ATOMS\n")
+    card, _, tail = rest.partition("END\n")
+    rows = []
+    for line in card.splitlines():
+        fields = line.split()
+        if len(fields) < 6 or fields[0].startswith("*"):
+            continue  # the column headers
+        x, y, z, dist = (_on_grid(v) for v in (*fields[:3], fields[5]))
+        rows.append((dist, int(fields[3]), x, y, z, fields[4]))
+    rows.sort()
+    body = "".join(f"{x / 1e4:11.4f} {y / 1e4:11.4f} {z / 1e4:11.4f} {ipot:3d}  {tag:<3} {dist / 1e4:9.4f}  {n}\n"
+                   for n, (dist, ipot, x, y, z, tag) in enumerate(rows))
+    header = "*          x           y           z ipot tag  distance  n\n"
+    return f"{head}ATOMS\n{header}{body}END\n{tail}"
+
+
+def _on_grid(value: str) -> int:
+    return math.floor(float(value) * 1e4 + 0.6234567)
 
 
 def rescue_input_text(inp_text: str) -> str | None:
