@@ -40,10 +40,10 @@ include: "workflow/rules/models.smk"
 
 
 rule all:
+    default_target: True
     input:
         report_targets(),
         baseline_metrics,
-    default_target: True
 
 
 # FEFF for every structure and nothing downstream: the long dataset-generation run (resumable).

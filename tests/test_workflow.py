@@ -237,3 +237,11 @@ def test_html_report(tiny_workflow):
     wf.snakemake("--report", "report.html")
     html = (wf.root / "report.html").read_text(errors="replace")
     assert "dataset_card" in html or "example_spectra" in html
+
+
+def test_rules_are_snakefmt_formatted_and_lint_clean():
+    """The catalog's standard: `snakefmt --check` and `snakemake --lint` pass on the workflow as shipped."""
+    fmt = subprocess.run(["snakefmt", "--check", "Snakefile", "workflow"], cwd=REPO, capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stderr + fmt.stdout
+    lint = subprocess.run(["snakemake", "--lint"], cwd=REPO, capture_output=True, text=True)
+    assert lint.returncode == 0 and "good condition" in lint.stdout + lint.stderr, lint.stdout + lint.stderr

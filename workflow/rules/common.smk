@@ -27,7 +27,10 @@ def all_feff(wildcards):
 
 def bucket_of(sid):
     # same as xasengine.shards.bucket_of; repeated here so that planning imports nothing heavy
-    return int(hashlib.sha256(sid.encode()).hexdigest(), 16) % config["shards"]["n_buckets"]
+    return (
+        int(hashlib.sha256(sid.encode()).hexdigest(), 16)
+        % config["shards"]["n_buckets"]
+    )
 
 
 def buckets():
@@ -59,46 +62,77 @@ GROUP_DESCRIPTORS = {
 
 def expert_modes():
     wanted = config["train"]["experts"]
-    return [f"expert-{g}-{d}" for g in config["train"]["groups"] for d in GROUP_DESCRIPTORS[g] if d in wanted]
+    return [
+        f"expert-{g}-{d}"
+        for g in config["train"]["groups"]
+        for d in GROUP_DESCRIPTORS[g]
+        if d in wanted
+    ]
 
 
 def spt_metrics(kind):
     """Test metrics of the joint SPTs ("joint") or of the expert SPTs ("expert")."""
     if kind == "joint":
-        return [f"results/metrics/spt-joint-{g}.json" for g in config["train"]["groups"]]
+        return [
+            f"results/metrics/spt-joint-{g}.json" for g in config["train"]["groups"]
+        ]
     return [f"results/metrics/spt-{m}.json" for m in expert_modes()]
 
 
 # Baseline families (xasengine.models.family.FAMILIES); kept here so that planning imports nothing heavy.
-STOCHASTIC_FAMILIES = ["rf", "et", "xgb", "ftt", "amformer", "mlp"]  # dt is deterministic for a seed
+STOCHASTIC_FAMILIES = [
+    "rf",
+    "et",
+    "xgb",
+    "ftt",
+    "amformer",
+    "mlp",
+]  # dt is deterministic for a seed
 NO_MATCH = "(?!x)x"
 BASELINE_PATTERN = "|".join(config["benchmark"]["models"]) or NO_MATCH
-SEED_FAMILIES = [m for m in config["benchmark"]["models"] if m in STOCHASTIC_FAMILIES] + ["spt"]
+SEED_FAMILIES = [
+    m for m in config["benchmark"]["models"] if m in STOCHASTIC_FAMILIES
+] + ["spt"]
 SEED_PATTERN = "|".join(SEED_FAMILIES)
 
 
 def family_cfg(wildcards):
-    return config["train"]["spt"] if wildcards.model == "spt" else config["benchmark"][wildcards.model]
+    return (
+        config["train"]["spt"]
+        if wildcards.model == "spt"
+        else config["benchmark"][wildcards.model]
+    )
 
 
 def baseline_metrics(wildcards):
-    return [f"results/metrics/{m}-{g}.json" for m in config["benchmark"]["models"] for g in config["train"]["groups"]]
+    return [
+        f"results/metrics/{m}-{g}.json"
+        for m in config["benchmark"]["models"]
+        for g in config["train"]["groups"]
+    ]
 
 
 def seed_runs(pattern):
-    return [pattern.format(model=m, group=g, seed=s) for m in SEED_FAMILIES for g in config["train"]["groups"]
-            for s in config["benchmark"]["seeds"]]
+    return [
+        pattern.format(model=m, group=g, seed=s)
+        for m in SEED_FAMILIES
+        for g in config["train"]["groups"]
+        for s in config["benchmark"]["seeds"]
+    ]
 
 
 def training_resources():
     """What a training job asks a cluster for. A GPU only when training runs on one (`train.device: cuda`), through
     the SLURM plugin's `gres` resource (it refuses --gres in slurm_extra), on SLURM_GPU_PARTITION, or on the main
     SLURM_PARTITION when the site has no separate GPU partition. CPU training stays on the main partition. Its CPU
-    count is the rule's threads (the plugin's default), so nothing here sets cpus_per_task."""
+    count is the rule's threads (the plugin's default), so nothing here sets cpus_per_task.
+    """
     wanted = {"runtime": config["resources"]["train_runtime"]}
     if config["train"]["device"] == "cuda":
         wanted["gres"] = f"gpu:{config['resources']['train_gpus']}"
-        partition = os.environ.get("SLURM_GPU_PARTITION") or os.environ.get("SLURM_PARTITION")
+        partition = os.environ.get("SLURM_GPU_PARTITION") or os.environ.get(
+            "SLURM_PARTITION"
+        )
         if partition:
             wanted["slurm_partition"] = partition
     return wanted
@@ -116,7 +150,8 @@ def benchmark_inputs(wildcards):
 
 def seed_summary_if_built(wildcards):
     """benchmark_seeds.json once `snakemake benchmark_seeds` has made it (the benchmark then quotes the seed
-    spread); the main run does not build it, seed runs being several times the cost of the benchmark."""
+    spread); the main run does not build it, seed runs being several times the cost of the benchmark.
+    """
     path = "results/reports/benchmark_seeds.json"
     return [path] if os.path.exists(path) else []
 
@@ -125,13 +160,19 @@ def report_models(wildcards):
     """Every trained model the robustness sweeps perturb: the joint SPTs and each baseline family."""
     groups = config["train"]["groups"]
     return [f"results/models/spt-joint-{g}.pt" for g in groups] + [
-        f"results/models/{m}-{g}.joblib" for m in config["benchmark"]["models"] for g in groups]
+        f"results/models/{m}-{g}.joblib"
+        for m in config["benchmark"]["models"]
+        for g in groups
+    ]
 
 
 def report_targets():
     """What the `all` target builds after the shards: the dataset card and every comparison report."""
-    targets = ["results/reports/dataset_card.md", "results/reports/benchmark.html",
-               "results/reports/robustness.json"]
+    targets = [
+        "results/reports/dataset_card.md",
+        "results/reports/benchmark.html",
+        "results/reports/robustness.json",
+    ]
     targets += [f"results/reports/umap-{g}.png" for g in config["train"]["groups"]]
     if expert_modes():
         targets.append("results/reports/expert_vs_joint.html")

@@ -7,15 +7,15 @@ rule train_spt:
     output:
         checkpoint="results/models/spt-joint-{group}.pt",
         summary="results/models/spt-joint-{group}.json",
-    params:
-        cfg=config["train"],
-    resources:
-        **training_resources(),
-    threads: config["resources"]["train_threads"]
     log:
         "results/logs/models/spt-joint-{group}.log",
     conda:
         ENV
+    threads: config["resources"]["train_threads"]
+    resources:
+        **training_resources(),
+    params:
+        cfg=config["train"],
     script:
         "../scripts/train_spt.py"
 
@@ -26,15 +26,15 @@ rule train_spt_expert:
     output:
         checkpoint="results/models/spt-expert-{group}-{descriptor}.pt",
         summary="results/models/spt-expert-{group}-{descriptor}.json",
-    params:
-        cfg=config["train"],
-    resources:
-        **training_resources(),
-    threads: config["resources"]["train_threads"]
     log:
         "results/logs/models/spt-expert-{group}-{descriptor}.log",
     conda:
         ENV
+    threads: config["resources"]["train_threads"]
+    resources:
+        **training_resources(),
+    params:
+        cfg=config["train"],
     script:
         "../scripts/train_spt.py"
 
@@ -60,19 +60,19 @@ rule train_baseline:
     output:
         model="results/models/{model}-{group}.joblib",
         metrics="results/metrics/{model}-{group}.json",
-    wildcard_constraints:
-        model=BASELINE_PATTERN,
-    params:
-        cfg=family_cfg,
-    resources:
-        runtime=config["resources"]["train_runtime"],
-    threads: config["resources"]["train_threads"]
-    benchmark:
-        "results/benchmarks/models/{model}-{group}.tsv"
     log:
         "results/logs/models/{model}-{group}.log",
+    benchmark:
+        "results/benchmarks/models/{model}-{group}.tsv"
+    wildcard_constraints:
+        model=BASELINE_PATTERN,
     conda:
         ENV
+    threads: config["resources"]["train_threads"]
+    resources:
+        runtime=config["resources"]["train_runtime"],
+    params:
+        cfg=family_cfg,
     script:
         "../scripts/train_baseline.py"
 
@@ -83,20 +83,20 @@ rule seed_run:
         shards=shard_paths,
     output:
         metrics="results/seeds/{model}-{group}-seed{seed}.json",
+    log:
+        "results/logs/seeds/{model}-{group}-seed{seed}.log",
+    benchmark:
+        "results/benchmarks/seeds/{model}-{group}-seed{seed}.tsv"
     wildcard_constraints:
         model=SEED_PATTERN,
         seed="[0-9]+",
-    params:
-        cfg=family_cfg,
-    resources:
-        runtime=config["resources"]["train_runtime"],
-    threads: config["resources"]["train_threads"]
-    benchmark:
-        "results/benchmarks/seeds/{model}-{group}-seed{seed}.tsv"
-    log:
-        "results/logs/seeds/{model}-{group}-seed{seed}.log",
     conda:
         ENV
+    threads: config["resources"]["train_threads"]
+    resources:
+        runtime=config["resources"]["train_runtime"],
+    params:
+        cfg=family_cfg,
     script:
         "../scripts/train_baseline.py"
 
@@ -107,11 +107,14 @@ rule benchmark_seeds:
         benchmarks=seed_runs("results/benchmarks/seeds/{model}-{group}-seed{seed}.tsv"),
     output:
         json="results/reports/benchmark_seeds.json",
-        md=report("results/reports/benchmark_seeds.md", category="Models", caption="../report/benchmark_seeds.rst"),
+        md=report(
+            "results/reports/benchmark_seeds.md",
+            category="Models",
+            caption="../report/benchmark_seeds.rst",
+        ),
     log:
         "results/logs/benchmark_seeds.log",
     conda:
         ENV
     script:
         "../scripts/benchmark_seeds.py"
-

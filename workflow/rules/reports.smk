@@ -6,15 +6,27 @@ rule dataset_card:
         card="results/reports/dataset_card.md",
         summary="results/reports/dataset_card.json",
         split="results/reports/split.tsv",
-        failures=report("results/reports/failures.tsv", category="Dataset", caption="../report/failures.rst"),
-        spectra=report("results/reports/example_spectra.png", category="Dataset", caption="../report/spectra.rst"),
-        counts=report("results/reports/counts.png", category="Dataset", caption="../report/counts.rst"),
-    params:
-        allowed_elements=config["structures"]["allowed_elements"],
+        failures=report(
+            "results/reports/failures.tsv",
+            category="Dataset",
+            caption="../report/failures.rst",
+        ),
+        spectra=report(
+            "results/reports/example_spectra.png",
+            category="Dataset",
+            caption="../report/spectra.rst",
+        ),
+        counts=report(
+            "results/reports/counts.png",
+            category="Dataset",
+            caption="../report/counts.rst",
+        ),
     log:
         "results/logs/dataset_card.log",
     conda:
         ENV
+    params:
+        allowed_elements=config["structures"]["allowed_elements"],
     script:
         "../scripts/dataset_card.py"
 
@@ -25,8 +37,16 @@ rule benchmark:
         metrics=benchmark_inputs,
         seeds=seed_summary_if_built,
     output:
-        html=report("results/reports/benchmark.html", category="Benchmark", caption="../report/benchmark.rst"),
-        radar=report("results/reports/benchmark_radar.png", category="Benchmark", caption="../report/radar.rst"),
+        html=report(
+            "results/reports/benchmark.html",
+            category="Benchmark",
+            caption="../report/benchmark.rst",
+        ),
+        radar=report(
+            "results/reports/benchmark_radar.png",
+            category="Benchmark",
+            caption="../report/radar.rst",
+        ),
         json="results/reports/benchmark.json",
         csv="results/reports/benchmark.csv",
         times_csv="results/reports/benchmark_times.csv",
@@ -43,20 +63,31 @@ rule robustness:
         shards=shard_paths,
         models=report_models,
     output:
-        noise=report("results/reports/robustness_noise.png", category="Robustness", caption="../report/robustness.rst"),
-        shift=report("results/reports/robustness_shift.png", category="Robustness", caption="../report/robustness.rst"),
-        broadening=report("results/reports/robustness_broadening.png", category="Robustness",
-                          caption="../report/robustness.rst"),
+        noise=report(
+            "results/reports/robustness_noise.png",
+            category="Robustness",
+            caption="../report/robustness.rst",
+        ),
+        shift=report(
+            "results/reports/robustness_shift.png",
+            category="Robustness",
+            caption="../report/robustness.rst",
+        ),
+        broadening=report(
+            "results/reports/robustness_broadening.png",
+            category="Robustness",
+            caption="../report/robustness.rst",
+        ),
         json="results/reports/robustness.json",
         csv="results/reports/robustness.csv",
-    params:
-        cfg=config["reports"],
-    benchmark:
-        "results/benchmarks/reports/robustness.tsv"
     log:
         "results/logs/reports/robustness.log",
+    benchmark:
+        "results/benchmarks/reports/robustness.tsv"
     conda:
         ENV
+    params:
+        cfg=config["reports"],
     script:
         "../scripts/robustness.py"
 
@@ -66,10 +97,16 @@ rule expert_vs_joint:
         joint=lambda wildcards: spt_metrics("joint"),
         experts=lambda wildcards: spt_metrics("expert"),
     output:
-        html=report("results/reports/expert_vs_joint.html", category="Expert vs joint",
-                    caption="../report/expert_vs_joint.rst"),
-        figure=report("results/reports/expert_vs_joint.png", category="Expert vs joint",
-                      caption="../report/expert_vs_joint.rst"),
+        html=report(
+            "results/reports/expert_vs_joint.html",
+            category="Expert vs joint",
+            caption="../report/expert_vs_joint.rst",
+        ),
+        figure=report(
+            "results/reports/expert_vs_joint.png",
+            category="Expert vs joint",
+            caption="../report/expert_vs_joint.rst",
+        ),
         json="results/reports/expert_vs_joint.json",
         csv="results/reports/expert_vs_joint.csv",
     log:
@@ -85,16 +122,20 @@ rule umap_embed:
         shards=shard_paths,
         checkpoint="results/models/spt-joint-{group}.pt",
     output:
-        figure=report("results/reports/umap-{group}.png", category="UMAP", caption="../report/umap.rst",
-                      labels={"site group": "{group}"}),
+        figure=report(
+            "results/reports/umap-{group}.png",
+            category="UMAP",
+            caption="../report/umap.rst",
+            labels={"site group": "{group}"},
+        ),
         json="results/reports/umap-{group}.json",
-    params:
-        cfg=config["reports"]["umap"],
-    benchmark:
-        "results/benchmarks/reports/umap-{group}.tsv"
     log:
         "results/logs/reports/umap-{group}.log",
+    benchmark:
+        "results/benchmarks/reports/umap-{group}.tsv"
     conda:
         ENV
+    params:
+        cfg=config["reports"]["umap"],
     script:
         "../scripts/umap_embed.py"

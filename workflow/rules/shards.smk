@@ -3,12 +3,13 @@ rule shard:
         unpack(shard_inputs),
     output:
         "results/shards/shard-{bucket}.h5",
-    params:
-        config={k: config[k] for k in ("sites", "spectra", "shards", "split")} | {"feff": feff_data_config()},
-        ids=lambda wc: buckets()[int(wc.bucket)],
     log:
         "results/logs/shards/shard-{bucket}.log",
     conda:
         ENV
+    params:
+        config={k: config[k] for k in ("sites", "spectra", "shards", "split")}
+        | {"feff": feff_data_config()},
+        ids=lambda wc: buckets()[int(wc.bucket)],
     script:
         "../scripts/shard.py"

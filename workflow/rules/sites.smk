@@ -7,18 +7,18 @@ rule absorbing_sites:
         sites="results/sites/{sid}.json",
         descriptors="results/descriptors/{sid}.json",
         feff="results/feff/{sid}.json",
+    log:
+        "results/logs/sites/{sid}.log",
+    group:
+        "feff"  # on a cluster, the profile's group-components packs several structures into one submission
+    conda:
+        ENV
+    resources:
+        runtime=config["resources"]["feff_runtime"],
+        mem_mb=config["resources"]["feff_mem_mb"],
     params:
         sites=config["sites"],
         feff_data=feff_data_config(),  # only triggers reruns: the job reads all of config["feff"]
         workroot="results/feff_work",
-    resources:
-        runtime=config["resources"]["feff_runtime"],
-        mem_mb=config["resources"]["feff_mem_mb"],
-    group:
-        "feff"  # on a cluster, the profile's group-components packs several structures into one submission
-    log:
-        "results/logs/sites/{sid}.log",
-    conda:
-        ENV
     script:
         "../scripts/absorbing_sites.py"
