@@ -29,6 +29,7 @@ localrules:
     benchmark,
     expert_vs_joint,
     benchmark_seeds,
+    diffusion_report,
 
 
 include: "workflow/rules/common.smk"
@@ -37,6 +38,7 @@ include: "workflow/rules/sites.smk"
 include: "workflow/rules/shards.smk"
 include: "workflow/rules/reports.smk"
 include: "workflow/rules/models.smk"
+include: "workflow/rules/diffusion.smk"
 
 
 rule all:

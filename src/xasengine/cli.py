@@ -71,6 +71,12 @@ def _predict(args) -> int:
     return predict_cli(args)
 
 
+def _generate(args) -> int:
+    from .generate import generate_cli
+
+    return generate_cli(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xasengine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,6 +109,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["json", "csv"], default="json")
     p.add_argument("--config", default=None, help="config whose `spectra` section prepared the training data")
     p.set_defaults(func=_predict)
+    p = sub.add_parser("generate", help="candidate coordination shells (XYZ) for spectra from the diffusion model")
+    p.add_argument("inputs", nargs="+", help="spectrum files (XDI or two-column), folders of them, or HDF5 shards")
+    p.add_argument("--model", required=True, help="checkpoint of the trained diffusion model (results/models/diffusion.pt)")
+    p.add_argument("--out", required=True, help="folder for the XYZ / extended XYZ files")
+    p.add_argument("--n-samples", type=int, default=8, help="shells per spectrum")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling noise")
+    p.add_argument("--element", help="absorbing element (default: from the XDI header)")
+    p.add_argument("--edge", default=None, help="absorption edge (default: from the XDI header, else K)")
+    p.add_argument("--mode", choices=["auto", "transmission", "fluorescence", "mu"], default="auto",
+                   help="how mu is formed from XDI columns (as for predict)")
+    p.add_argument("--e0-shift", type=float, default=None,
+                   help="eV added to the energy of scans without a reference foil channel")
+    p.add_argument("--athena-group", default=None, help="only this group of an Athena .prj")
+    p.add_argument("--config", default=None, help="config whose `spectra` section prepared the training data")
+    p.set_defaults(func=_generate)
     return parser
 
 

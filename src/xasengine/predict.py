@@ -203,11 +203,10 @@ def _csv(results: list[dict]) -> str:
     return buf.getvalue()
 
 
-def predict_cli(args) -> int:
-    """Each input file succeeds or fails on its own: 1 if any failed (each named on stderr and as a failed row)."""
+def gathered_items(args, grid_len: int) -> tuple[list[dict], list[dict]]:
+    """Every spectrum of the inputs on the model's grid, and a failed row for each file or scan that is unusable;
+    shared by `predict` and `generate` so both read and reject inputs the same way."""
     spectra_cfg = load_config(args.config)["spectra"] if args.config else load_config(None)["spectra"]
-    models = _load_models(args.model)
-    grid_len = len(next(iter(models.values()))[1]["energy_grid"])
     items, failed, scans = [], [], []
 
     def fail(source, exc):
@@ -232,6 +231,14 @@ def predict_cli(args) -> int:
             items.append(scan_item(scan, spectra_cfg, grid_len))
         except XasEngineError as exc:
             fail(scan.source, exc)
+    return items, failed
+
+
+def predict_cli(args) -> int:
+    """Each input file succeeds or fails on its own: 1 if any failed (each named on stderr and as a failed row)."""
+    models = _load_models(args.model)
+    grid_len = len(next(iter(models.values()))[1]["energy_grid"])
+    items, failed = gathered_items(args, grid_len)
     results, unfit = predict_items(items, models)
     failed += unfit
     for row in failed:

@@ -132,3 +132,51 @@ def umap_stage(shards: list[str], checkpoint: str, cfg: dict, outputs: dict) -> 
     from .reports.umap_embed import write_umap
 
     write_umap(shards, checkpoint, cfg, outputs)
+
+
+def environments_stage(shard: str, structure_jsons: list[str], out_path: str, cfg: dict) -> None:
+    """The K-neighbour shells of one shard's sites, cut from the structure records FEFF used."""
+    from .environments import environment_rows, write_environments
+    from .shards import read_shards
+
+    table = read_shards([shard])
+    records = {}
+    for path in structure_jsons:
+        record = load_record(path)
+        records[record.id] = record
+    rows = environment_rows(records, table, cfg["elements"], cfg["k_neighbors"], cfg["radius"])
+    write_environments(out_path, rows, cfg["k_neighbors"], cfg["radius"])
+
+
+def train_diffusion_stage(shards: list[str], env_paths: list[str], out_checkpoint: str, out_summary: str,
+                          cfg: dict) -> None:
+    from .models.diffusion import fit_diffusion, save_diffusion
+    from .reports.diffusion import joined_sites, split_arrays
+    from .shards import read_shards, table_hash
+
+    sites = joined_sites(shards, env_paths, cfg["elements"])
+    model, summary = fit_diffusion(*split_arrays(sites, "train"), cfg=cfg["model"], val=split_arrays(sites, "val"))
+    summary.update(dataset_hash=table_hash(read_shards(shards, only_ok=True)), elements=cfg["elements"],
+                   k_neighbors=cfg["k_neighbors"], radius=cfg["radius"])
+    save_diffusion(out_checkpoint, model, summary)
+    write_json(out_summary, summary)
+
+
+def evaluate_diffusion_stage(shards: list[str], env_paths: list[str], checkpoint: str, spt_checkpoint: str | None,
+                             cfg: dict, out_json: str, out_samples: str) -> None:
+    from .reports.diffusion import evaluate_diffusion
+
+    evaluate_diffusion(shards, env_paths, checkpoint, spt_checkpoint, cfg, out_json, out_samples)
+
+
+def diffusion_report_stage(metrics_json: str, samples_h5: str, consistency_json: str | None, outputs) -> None:
+    from .reports.diffusion import write_report
+
+    write_report(metrics_json, samples_h5, consistency_json, outputs)
+
+
+def diffusion_consistency_stage(samples_h5: str, shards: list[str], n_sites: int, feff_cfg: dict, spectra_cfg: dict,
+                                workroot: str, out_json: str) -> None:
+    from .reports.diffusion_consistency import spectrum_consistency
+
+    spectrum_consistency(samples_h5, shards, n_sites, feff_cfg, spectra_cfg, workroot, out_json)

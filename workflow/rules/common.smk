@@ -176,4 +176,29 @@ def report_targets():
     targets += [f"results/reports/umap-{g}.png" for g in config["train"]["groups"]]
     if expert_modes():
         targets.append("results/reports/expert_vs_joint.html")
+    if config["diffusion"]["enabled"]:
+        targets.append("results/reports/diffusion.html")
     return targets
+
+
+def environment_cfg():
+    """Only the knobs that change the shells: other diffusion settings retrain, they do not re-cut."""
+    return {k: config["diffusion"][k] for k in ("elements", "k_neighbors", "radius")}
+
+
+def environment_paths(wildcards):
+    return [f"results/environments/env-{b:03d}.h5" for b in sorted(buckets())]
+
+
+def spt_for_diffusion(wildcards):
+    """The joint SPT whose CN is the diffusion report's SPT baseline (absent when nonO is not trained)."""
+    return (
+        ["results/models/spt-joint-nonO.pt"]
+        if "nonO" in config["train"]["groups"]
+        else []
+    )
+
+
+def consistency_if_enabled(wildcards):
+    n = config["diffusion"]["consistency_sites"]
+    return ["results/metrics/diffusion_consistency.json"] if n else []

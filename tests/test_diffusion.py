@@ -1,0 +1,173 @@
+"""The equivariant diffusion model: symmetry of the denoiser, the shell metrics, learning from real shells, the DAG
+rules and `xasengine generate`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from e3nn import o3
+from pymatgen.core import Lattice, Structure
+
+from xasengine.environments import neighbour_shell, read_environments
+from xasengine.models.diffusion import DEFAULTS, ShellDiffusion, fit_diffusion, resolve_cfg
+from xasengine.models.shell_metrics import matched_rmsd, shell_scores
+from xasengine.errors import ModelError
+
+
+def _noisy_inputs(b=3, n=9, s=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    pos = torch.randn(b, n, 3, generator=g, dtype=torch.float64)
+    pos[:, 0] = 0.0
+    h = torch.randn(b, n, s, generator=g, dtype=torch.float64)
+    t = torch.rand(b, generator=g, dtype=torch.float64)
+    spectrum = torch.randn(b, 16, generator=g, dtype=torch.float64)
+    mask = torch.ones(b, n, dtype=torch.bool)
+    mask[0, -2:] = False  # a shell with two padded neighbours
+    return pos, h, t, spectrum, mask
+
+
+@pytest.fixture(scope="module")
+def denoiser():
+    torch.manual_seed(0)
+    return ShellDiffusion([3, 8, 27, 28], 16, DEFAULTS).double().denoiser.eval()
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_rotating_or_reflecting_the_shell_rotates_the_predicted_noise(denoiser, mirror):
+    pos, h, t, spectrum, mask = _noisy_inputs()
+    drop = torch.tensor([False, True, False])
+    rot = o3.rand_matrix(dtype=torch.float64) * (-1.0 if mirror else 1.0)
+    ex, eh = denoiser(pos, h, t, spectrum, mask, drop)
+    ex_r, eh_r = denoiser(pos @ rot.T, h, t, spectrum, mask, drop)
+    assert torch.allclose(ex @ rot.T, ex_r, atol=1e-9)
+    assert torch.allclose(eh, eh_r, atol=1e-9)
+    assert ex.abs().max() > 1e-3  # not trivially zero
+
+
+def test_permuting_the_neighbours_permutes_the_output(denoiser):
+    pos, h, t, spectrum, mask = _noisy_inputs()
+    perm = torch.cat([torch.zeros(1, dtype=torch.long), 1 + torch.randperm(pos.shape[1] - 1)])
+    drop = torch.zeros(3, dtype=torch.bool)
+    ex, eh = denoiser(pos, h, t, spectrum, mask, drop)
+    ex_p, eh_p = denoiser(pos[:, perm], h[:, perm], t, spectrum, mask[:, perm], drop)
+    assert torch.allclose(ex[:, perm], ex_p, atol=1e-10)
+    assert torch.allclose(eh[:, perm], eh_p, atol=1e-10)
+
+
+def _rocksalt(a=4.17, metal="Ni"):
+    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), [metal, "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def test_the_rock_salt_shell_is_six_oxygens_then_twelve_cations():
+    species, offsets = neighbour_shell(_rocksalt(), 0, 12, 5.0)
+    dist = np.linalg.norm(offsets, axis=1)
+    assert list(species[:6]) == [8] * 6 and np.allclose(dist[:6], 4.17 / 2, atol=1e-3)
+    assert list(species[6:]) == [28] * 6 and np.allclose(dist[6:], 4.17 / np.sqrt(2), atol=1e-3)
+    species, offsets = neighbour_shell(_rocksalt(), 0, 12, 2.5)  # fewer than K within the radius: padded
+    assert (species > 0).sum() == 6 and np.isnan(offsets[6:]).all()
+
+
+def test_matched_rmsd_ignores_rotation_mirror_and_order_but_not_distortion():
+    species, offsets = neighbour_shell(_rocksalt(), 0, 12, 5.0)
+    rot = o3.rand_matrix(dtype=torch.float64).numpy() * -1.0
+    perm = np.random.default_rng(1).permutation(12)
+    assert matched_rmsd(species[perm], (offsets @ rot.T)[perm], species, offsets) < 1e-6
+    stretched = offsets * 1.05
+    assert matched_rmsd(species, stretched, species, offsets) > 0.05
+    same = shell_scores(species, offsets @ rot.T, species, offsets, cutoff=2.6)
+    assert same["cn_true"] == 6 and same["cn_exact"] == 1.0 and same["bond_error"] < 1e-9
+    assert same["angle_w1"] < 1e-6 and same["species_match"] == 1.0
+
+
+def test_unknown_model_setting_is_one_clear_error():
+    with pytest.raises(ModelError, match="unknown diffusion setting"):
+        resolve_cfg({"layerz": 2})
+
+
+def _two_kinds_of_site():
+    """Octahedral (rock salt) and tetrahedral (spinel Co3O4, 8a) Co: real shells, two distinct 'spectra'."""
+    spinel = Structure.from_spacegroup("Fd-3m", Lattice.cubic(8.08), ["Co", "Co", "O"],
+                                       [[0, 0, 0], [0.625, 0.625, 0.625], [0.3881, 0.3881, 0.3881]])
+    tetra = next(i for i, s in enumerate(spinel) if s.specie.symbol == "Co" and len(spinel.get_neighbors(s, 2.3)) == 4)
+    shells = [neighbour_shell(_rocksalt(4.26, "Co"), 0, 8, 5.0), neighbour_shell(spinel, tetra, 8, 5.0)]
+    species = np.array([s for s, _ in shells] * 6)
+    offsets = np.array([o for _, o in shells] * 6)
+    absorber = np.array([27, 27] * 6)  # the same absorber: only the spectrum tells the two apart
+    spectra = np.array([np.r_[np.ones(8), np.zeros(8)], np.r_[np.zeros(8), np.ones(8)]] * 6, dtype=np.float32)
+    return species, offsets, absorber, spectra
+
+
+def test_a_model_trained_on_a_few_shells_reproduces_them_better_than_the_unconditioned_prior():
+    species, offsets, absorber, spectra = _two_kinds_of_site()
+    cn_true = [6, 4]
+    first_shell_o = [((s == 8) & (np.linalg.norm(o, axis=1) < 2.6)).sum() for s, o in zip(species[:2], offsets[:2])]
+    assert first_shell_o == cn_true
+    model, summary = fit_diffusion(species, offsets, absorber, spectra,
+                                   cfg={"epochs": 800, "batch_size": 12, "lr": 3e-3, "ema": 0.98, "cond_drop": 0.3,
+                                        "hidden_scalars": 16, "hidden_vectors": 4, "layers": 2, "sample_steps": 40,
+                                        "guidance": 2.0, "position_scale": 2.5})
+    assert summary["history"][-1]["train_loss"] < summary["history"][0]["train_loss"]
+    # the prior for Co mixes both environments; the spectrum should pick one
+    ask_spectra, ask_absorber = spectra[:2], np.array([27, 27])
+    cond_s, cond_x = model.sample(ask_spectra, ask_absorber, 8, 6, seed=3)
+    prior_s, prior_x = model.sample(ask_spectra, ask_absorber, 8, 6, seed=3, unconditional=True)
+
+    def cn_error(gen_s, gen_x):
+        err = []
+        for i in range(2):
+            for j in range(gen_s.shape[1]):
+                cn = ((gen_s[i, j] == 8) & (np.linalg.norm(gen_x[i, j], axis=1) < 2.6)).sum()
+                err.append(abs(cn - cn_true[i]))
+        return np.mean(err)
+
+    def mean_cn(gen_s, gen_x, i):
+        return np.mean([((gen_s[i, j] == 8) & (np.linalg.norm(gen_x[i, j], axis=1) < 2.6)).sum()
+                        for j in range(gen_s.shape[1])])
+
+    print("margins", cn_error(cond_s, cond_x), cn_error(prior_s, prior_x),
+          mean_cn(cond_s, cond_x, 0) - mean_cn(cond_s, cond_x, 1))
+    assert cn_error(cond_s, cond_x) < cn_error(prior_s, prior_x)
+    # the octahedral spectrum gets clearly more first-shell O than the tetrahedral one (6 vs 4 in truth)
+    assert mean_cn(cond_s, cond_x, 0) - mean_cn(cond_s, cond_x, 1) > 0.75
+
+
+def test_tiny_workflow_trains_samples_and_reports_the_diffusion_model(tiny_workflow):
+    results = tiny_workflow.root / "results"
+    env = read_environments(sorted((results / "environments").glob("env-*.h5")))
+    assert set(env["element"]) <= {"Co", "Mn", "Ni"} and len(env["element"]) > 0
+    import json
+
+    metrics = json.loads((results / "metrics" / "diffusion.json").read_text())
+    assert set(metrics["methods"]) == {"diffusion", "prior (no spectrum)", "template matching"}
+    assert metrics["sample_seconds_per_spectrum"] > 0
+    consistency = json.loads((results / "metrics" / "diffusion_consistency.json").read_text())
+    site = consistency["sites"][0]
+    assert site.get("error_true_cut") is None and -1.0 <= site["cosine_true_cut"] <= 1.0
+    # the true shell cut to K atoms resembles its own full-crystal spectrum
+    assert site["pearson_true_cut"] > 0.5
+    html = (results / "reports" / "diffusion.html").read_text()
+    assert "template matching" in html and (results / "reports" / "diffusion_shells.png").stat().st_size > 10_000
+
+
+def test_generate_writes_xyz_shells_and_names_a_bad_input(tiny_workflow, tmp_path):
+    results = tiny_workflow.root / "results"
+    shard = sorted((results / "shards").glob("shard-*.h5"))[0]
+    model = results / "models" / "diffusion.pt"
+    proc = subprocess.run([sys.executable, "-m", "xasengine.cli", "generate", str(shard), "--model", str(model),
+                           "--out", str(tmp_path / "gen"), "--n-samples", "3"], capture_output=True, text=True)
+    frames = sorted((tmp_path / "gen").glob("*.extxyz"))
+    assert frames, proc.stderr
+    text = frames[0].read_text()
+    assert text.count("Properties=species:S:1:pos:R:3:absorber:L:1") == 3
+    assert len(sorted((tmp_path / "gen").glob("*-sample*.xyz"))) == 3 * len(frames)
+    bad = tmp_path / "empty.xdi"
+    bad.write_text("# nothing\n")
+    proc = subprocess.run([sys.executable, "-m", "xasengine.cli", "generate", str(bad), "--model", str(model),
+                           "--out", str(tmp_path / "gen2")], capture_output=True, text=True)
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and str(bad) in errors[0] and "Traceback" not in proc.stderr
