@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,3 +172,14 @@ def test_generate_writes_xyz_shells_and_names_a_bad_input(tiny_workflow, tmp_pat
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and str(bad) in errors[0] and "Traceback" not in proc.stderr
+
+
+def test_every_model_default_is_a_schema_knob_and_a_misspelt_one_fails_before_anything_runs():
+    import yaml
+
+    from xasengine.config import config_problems
+
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    assert set(schema["properties"]["diffusion"]["properties"]["model"]["properties"]) == set(DEFAULTS)
+    _, problems = config_problems({"diffusion": {"model": {"layerz": 2}, "n_samples": 0}})
+    assert any("diffusion.model.layerz" in p for p in problems) and any("n_samples" in p for p in problems)

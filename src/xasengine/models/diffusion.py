@@ -230,6 +230,9 @@ class ShellDiffusion(nn.Module):
                 new.append(ab_next.sqrt() * x0 + direction + noise)
             pos, h = new
             pos[:, 0], h[:, 0] = 0.0, h_abs[:, 0]
+        if not (torch.isfinite(pos).all() and torch.isfinite(h).all()):
+            raise ModelError(f"diffusion sampling diverged (non-finite coordinates) with {steps} steps and guidance "
+                             f"{guidance}; try fewer sample_steps or a smaller guidance")
         species = torch.as_tensor(self.species_z)[h[:, 1:].argmax(-1)].numpy()
         offsets = (pos[:, 1:] * cfg["position_scale"]).numpy().astype(np.float64)
         n_sites = b // n_samples
