@@ -132,3 +132,10 @@ def umap_stage(shards: list[str], checkpoint: str, cfg: dict, outputs: dict) -> 
     from .reports.umap_embed import write_umap
 
     write_umap(shards, checkpoint, cfg, outputs)
+
+
+def delithiation_stage(shards: list[str], spt_checkpoint: str, baseline_paths: list[str], benchmark_json: str,
+                       structure_paths: list[str], family: str, outputs: dict) -> None:
+    from .reports.delithiation import write_delithiation
+
+    write_delithiation(shards, spt_checkpoint, baseline_paths, benchmark_json, structure_paths, outputs, family)
