@@ -174,6 +174,16 @@ def read_shards(paths, only_ok: bool = False) -> dict:
     return select_rows(table, table["status"] == "ok") if only_ok else table
 
 
+def structure_families(paths) -> dict[str, str]:
+    """{structure_id: family} from the shards' structures group (every structure, usable sites or not)."""
+    families = {}
+    for path in paths:
+        with open_hdf5(path) as fh:
+            group = fh["structures"]
+            families.update(zip(_decode(group["structure_id"][()]), _decode(group["family"][()])))
+    return {str(sid): str(family) for sid, family in families.items()}
+
+
 def select_rows(table: dict, keep: np.ndarray) -> dict:
     return {k: v[keep] for k, v in table.items() if k != "descriptors"} | {
         "descriptors": {k: v[keep] for k, v in table["descriptors"].items()}

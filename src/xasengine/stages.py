@@ -180,3 +180,10 @@ def diffusion_consistency_stage(samples_h5: str, shards: list[str], n_sites: int
     from .reports.diffusion_consistency import spectrum_consistency
 
     spectrum_consistency(samples_h5, shards, n_sites, feff_cfg, spectra_cfg, workroot, out_json)
+
+
+def delithiation_stage(shards: list[str], spt_checkpoint: str, baseline_paths: list[str], benchmark_json: str,
+                       structure_paths: list[str], family: str, outputs: dict) -> None:
+    from .reports.delithiation import write_delithiation
+
+    write_delithiation(shards, spt_checkpoint, baseline_paths, benchmark_json, structure_paths, outputs, family)

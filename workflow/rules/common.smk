@@ -166,6 +166,30 @@ def report_models(wildcards):
     ]
 
 
+# The held-out delithiation study the `delithiation` report follows (xasengine.reports.delithiation.FAMILY).
+DELITHIATION_FAMILY = "delithiation-LixCoO2"
+
+
+def delithiation_structures(wildcards):
+    """Structure records of the series' cells, from the `structures` checkpoint's index."""
+    index = checkpoints.structures.get().output.index
+    with open(index, newline="") as fh:
+        return [
+            STRUCTURE_JSON.format(sid=row["structure_id"])
+            for row in csv.DictReader(fh, delimiter="\t")
+            if row["family"] == DELITHIATION_FAMILY
+        ]
+
+
+def delithiation_report(wildcards):
+    """The delithiation report once the gathered structures hold the series (the tiny CI set does not)."""
+    return (
+        ["results/reports/delithiation.html"]
+        if delithiation_structures(wildcards)
+        else []
+    )
+
+
 def report_targets():
     """What the `all` target builds after the shards: the dataset card and every comparison report."""
     targets = [
@@ -178,6 +202,12 @@ def report_targets():
         targets.append("results/reports/expert_vs_joint.html")
     if config["diffusion"]["enabled"]:
         targets.append("results/reports/diffusion.html")
+    if (
+        DELITHIATION_FAMILY in config["split"]["test_families"]
+        and "nonO" in config["train"]["groups"]
+    ):
+        # a function: whether the gathered structures hold the series is known after `structures`
+        targets.append(delithiation_report)
     return targets
 
 

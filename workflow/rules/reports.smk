@@ -139,3 +139,44 @@ rule umap_embed:
         cfg=config["reports"]["umap"],
     script:
         "../scripts/umap_embed.py"
+
+
+rule delithiation:
+    input:
+        shards=shard_paths,
+        spt="results/models/spt-joint-nonO.pt",
+        baselines=expand(
+            "results/models/{model}-nonO.joblib", model=config["benchmark"]["models"]
+        ),
+        benchmark="results/reports/benchmark.json",
+        structures=delithiation_structures,
+    output:
+        html=report(
+            "results/reports/delithiation.html",
+            category="Delithiation",
+            caption="../report/delithiation.rst",
+        ),
+        oxidation=report(
+            "results/reports/delithiation_os.png",
+            category="Delithiation",
+            caption="../report/delithiation.rst",
+        ),
+        confusion=report(
+            "results/reports/delithiation_confusion.png",
+            category="Delithiation",
+            caption="../report/delithiation.rst",
+        ),
+        geometry=report(
+            "results/reports/delithiation_geometry.png",
+            category="Delithiation",
+            caption="../report/delithiation.rst",
+        ),
+        json="results/reports/delithiation.json",
+    log:
+        "results/logs/reports/delithiation.log",
+    conda:
+        ENV
+    params:
+        family=DELITHIATION_FAMILY,
+    script:
+        "../scripts/delithiation.py"

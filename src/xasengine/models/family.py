@@ -108,6 +108,16 @@ class FittedModel:
             return {spec.name: np.empty(0) for spec in self.specs}
         return _driver(self.family).predict(self, spectra, elements, energy)
 
+    def predict_proba(self, spectra, elements, energy=None) -> dict[str, np.ndarray]:
+        """{classification descriptor: (n, len(spec.classes)) class probabilities}, columns in the order of
+        spec.classes: the SPT's temperature-scaled softmax, a neural family's softmax, a tree family's vote
+        fractions (a class the estimator never saw gets 0)."""
+        spectra, elements = self.check_inputs(spectra, elements)
+        if len(spectra) == 0:
+            return {spec.name: np.empty((0, len(spec.classes))) for spec in self.specs
+                    if spec.kind == "classification"}
+        return _driver(self.family).predict_proba(self, spectra, elements, energy)
+
     def check_inputs(self, spectra, elements) -> tuple[np.ndarray, np.ndarray]:
         spectra = np.asarray(spectra, dtype=np.float32)
         if spectra.ndim == 1:

@@ -61,14 +61,24 @@ def fit(module, features: np.ndarray, encoded: dict, specs: list[TargetSpec], cf
     return {"network": network.eval(), "mean": mean, "std": std}
 
 
-def predict(model, spectra: np.ndarray, elements: np.ndarray, energy=None, batch_size: int = 1024) -> dict:
+def _heads(model, spectra: np.ndarray, elements: np.ndarray, batch_size: int = 1024) -> dict[str, torch.Tensor]:
     state = model.state
     inputs = torch.from_numpy(((model.features(spectra, elements) - state["mean"]) / state["std"]).astype(np.float32))
     network = state["network"].eval()
     with torch.inference_mode():
         outputs = torch.cat([network(chunk) for chunk in inputs.split(batch_size)])
+    return split_heads(outputs, model.specs)
+
+
+def predict_proba(model, spectra: np.ndarray, elements: np.ndarray, energy=None) -> dict[str, np.ndarray]:
+    heads = _heads(model, spectra, elements)
+    return {spec.name: torch.softmax(heads[spec.name], dim=1).numpy() for spec in model.specs
+            if spec.kind == "classification"}
+
+
+def predict(model, spectra: np.ndarray, elements: np.ndarray, energy=None, batch_size: int = 1024) -> dict:
     predictions = {}
-    for spec, head in zip(model.specs, split_heads(outputs, model.specs).values()):
+    for spec, head in zip(model.specs, _heads(model, spectra, elements, batch_size).values()):
         value = head.argmax(dim=1) if spec.kind == "classification" else head
         predictions[spec.name] = spec.decode(value.numpy())
     return predictions

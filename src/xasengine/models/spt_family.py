@@ -27,13 +27,22 @@ def fit(table: dict, group: str, cfg: dict | None, seed: int, targets: list[str]
     return _wrap(network, meta, summary["train_seconds"])
 
 
-def predict(model: FittedModel, spectra: np.ndarray, elements: np.ndarray, energy=None) -> dict[str, np.ndarray]:
+def _predict_table(model: FittedModel, spectra: np.ndarray, elements: np.ndarray, energy=None) -> dict:
     from ..evaluate import predict_table
 
     meta = model.extra["meta"]
     if energy is None:
         energy = np.tile(np.asarray(meta["energy_grid"], dtype=np.float32), (len(spectra), 1))
-    return {name: out["pred"] for name, out in predict_table(model.state, meta, spectra, energy, elements).items()}
+    return predict_table(model.state, meta, spectra, energy, elements)
+
+
+def predict(model: FittedModel, spectra: np.ndarray, elements: np.ndarray, energy=None) -> dict[str, np.ndarray]:
+    return {name: out["pred"] for name, out in _predict_table(model, spectra, elements, energy).items()}
+
+
+def predict_proba(model: FittedModel, spectra: np.ndarray, elements: np.ndarray, energy=None) -> dict[str, np.ndarray]:
+    return {name: out["proba"] for name, out in _predict_table(model, spectra, elements, energy).items()
+            if out["proba"] is not None}
 
 
 def save(model: FittedModel, path) -> None:

@@ -37,3 +37,18 @@ def predict(model, spectra: np.ndarray, elements: np.ndarray, energy=None) -> di
         output = np.asarray(model.state[spec.name].predict(features))
         predictions[spec.name] = spec.decode(output.astype(np.int64) if spec.kind == "classification" else output)
     return predictions
+
+
+def predict_proba(model, spectra: np.ndarray, elements: np.ndarray, energy=None) -> dict[str, np.ndarray]:
+    """Vote fractions placed in the columns of spec.classes (an estimator's classes_ are the encoded indices it
+    saw in training, possibly fewer than the spec's)."""
+    features = model.features(spectra, elements)
+    probabilities = {}
+    for spec in model.specs:
+        if spec.kind != "classification":
+            continue
+        estimator = model.state[spec.name]
+        full = np.zeros((len(features), len(spec.classes)))
+        full[:, np.asarray(estimator.classes_).astype(np.int64)] = estimator.predict_proba(features)
+        probabilities[spec.name] = full
+    return probabilities
