@@ -166,8 +166,8 @@ def report_models(wildcards):
     ]
 
 
-# The held-out delithiation study the `delithiation` report follows (xasengine.reports.delithiation.FAMILY).
-DELITHIATION_FAMILY = "delithiation-LixCoO2"
+# The held-out delithiation study the `delithiation` report follows.
+DELITHIATION_FAMILY = config["reports"]["delithiation_family"]
 
 
 def delithiation_structures(wildcards):
