@@ -216,6 +216,23 @@ def environment_cfg():
     return {k: config["diffusion"][k] for k in ("elements", "k_neighbors", "radius")}
 
 
+def diffusion_train_cfg():
+    """The knobs that change the trained model: sampling and evaluation settings re-evaluate, they do not retrain."""
+    evaluation = (
+        "n_samples",
+        "sample_seed",
+        "max_test_sites",
+        "consistency_sites",
+        "bond_cutoff",
+        "enabled",
+    )
+    cfg = {k: v for k, v in config["diffusion"].items() if k not in evaluation}
+    cfg["model"] = {
+        k: v for k, v in cfg["model"].items() if k not in ("guidance", "sample_steps")
+    }
+    return cfg
+
+
 def environment_paths(wildcards):
     return [f"results/environments/env-{b:03d}.h5" for b in sorted(buckets())]
 

@@ -57,6 +57,16 @@ def _per_element(rows: list[dict]) -> dict:
     return {"all": summarise(rows)} | {e: summarise([r for r in rows if r["element"] == e]) for e in elements}
 
 
+def sampling_settings(cfg: dict) -> tuple[float, int]:
+    """Guidance weight and reverse steps from the config at sampling time (not the checkpoint's): they change no
+    trained weight, so the train rule does not see them and changing them only re-evaluates."""
+    from ..models.diffusion import DEFAULTS
+
+    model_cfg = cfg.get("model") or {}
+    return (float(model_cfg.get("guidance", DEFAULTS["guidance"])),
+            int(model_cfg.get("sample_steps", DEFAULTS["sample_steps"])))
+
+
 def evaluate_diffusion(shards, env_paths, checkpoint, spt_checkpoint, cfg: dict, out_json, out_samples) -> dict:
     """Sample every test site, score it and its baselines; writes the metrics JSON and the samples HDF5."""
     model, meta = load_diffusion(checkpoint)
@@ -68,11 +78,13 @@ def evaluate_diffusion(shards, env_paths, checkpoint, spt_checkpoint, cfg: dict,
         raise ReportError("no test sites of the diffusion elements in the shards")
     k, n = sites["species"].shape[1], cfg["n_samples"]
     absorbers = absorber_numbers(sites["element"][rows])
+    guidance, steps = sampling_settings(cfg)
     start = time.perf_counter()
-    gen_species, gen_offsets = model.sample(sites["spectrum"][rows], absorbers, k, n, seed=cfg["sample_seed"])
+    gen_species, gen_offsets = model.sample(sites["spectrum"][rows], absorbers, k, n, seed=cfg["sample_seed"],
+                                            guidance=guidance, steps=steps)
     sample_seconds = time.perf_counter() - start
     prior_species, prior_offsets = model.sample(sites["spectrum"][rows], absorbers, k, n, seed=cfg["sample_seed"],
-                                                unconditional=True)
+                                                unconditional=True, steps=steps)
     tmpl_species, tmpl_offsets = template_shells(sites, rows)
     cutoff = cfg["bond_cutoff"]
     methods = {
@@ -88,8 +100,8 @@ def evaluate_diffusion(shards, env_paths, checkpoint, spt_checkpoint, cfg: dict,
         "bond_cutoff": cutoff,
         "sample_seconds_per_spectrum": sample_seconds / len(rows),
         "sample_seconds_per_shell": sample_seconds / (len(rows) * n),
-        "guidance": model.cfg["guidance"],
-        "sample_steps": model.cfg["sample_steps"],
+        "guidance": guidance,
+        "sample_steps": steps,
         "methods": {name: _per_element(scores) for name, scores in methods.items()},
         "spt_cn": _spt_cn(spt_checkpoint, sites, rows) if spt_checkpoint else None,
     }
