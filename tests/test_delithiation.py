@@ -15,6 +15,8 @@ from xasengine.descriptors import ALL_DESCRIPTORS
 from xasengine.errors import ReportError
 from xasengine.models.family import fit_family, load_model
 from xasengine.reports import delithiation as dl
+
+FAMILY = "delithiation-LixCoO2"  # the default config's reports.delithiation_family
 from xasengine.shards import write_shard
 from xasengine.structures.io import StructureRecord
 from xasengine.atomic import write_text
@@ -47,7 +49,7 @@ def shard_row(sid, index, multiplicity, os_, spectrum, energy):
             "descriptors": {name: float("nan") for name in ALL_DESCRIPTORS} | {"OS": os_, "MOOD": 2.687}}
 
 
-def write_series(folder, family: str = dl.FAMILY) -> tuple[list[str], list[str]]:
+def write_series(folder, family: str = FAMILY) -> tuple[list[str], list[str]]:
     """A real shard of the four cells' Co sites (spectra from the synthetic generator, on its grid) and their
     structure records."""
     source = synthetic_table(n_structures=20, seed=3)
@@ -105,7 +107,7 @@ def test_report_expected_os_is_the_probability_sum_and_cell_means_are_multiplici
     shards, structures = write_series(tmp_path)
     outputs = {k: str(tmp_path / f"out.{k}") for k in ("json", "html", "oxidation", "confusion", "geometry")}
     result = dl.write_delithiation(shards, models["spt"], [models["dt"], models["mlp"]], models["benchmark"],
-                                   structures, outputs)
+                                   structures, outputs, FAMILY)
     assert [m["label"] for m in result["models"]] == ["SPT", "MLP"]  # best baseline by nonO OS F1, SPT excluded
     assert json.loads(open(outputs["json"]).read())["n_sites"] == 6
     for key in ("oxidation", "confusion", "geometry"):
@@ -155,6 +157,7 @@ def test_series_absent_from_the_shards_is_one_line_report_error(models, tmp_path
     shards, structures = write_series(tmp_path, family="prototype")
     outputs = {k: str(tmp_path / f"out.{k}") for k in ("json", "html", "oxidation", "confusion", "geometry")}
     with pytest.raises(ReportError, match=r"no structure of family 'delithiation-LixCoO2' in the shards") as error:
-        dl.write_delithiation(shards, models["spt"], [models["mlp"]], models["benchmark"], structures, outputs)
+        dl.write_delithiation(shards, models["spt"], [models["mlp"]], models["benchmark"], structures, outputs,
+                              FAMILY)
     assert "\n" not in str(error.value)
     assert not (tmp_path / "out.json").exists()

@@ -154,6 +154,25 @@ def test_tiny_workflow_trains_samples_and_reports_the_diffusion_model(tiny_workf
     assert "template matching" in html and (results / "reports" / "diffusion_shells.png").stat().st_size > 10_000
 
 
+def test_a_sampling_knob_reevaluates_without_retraining(tiny_workflow):
+    from conftest import tiny_config
+
+    wf = tiny_workflow
+    base = tiny_config()
+    changed = tiny_config(diffusion={"n_samples": 3, "model": base["diffusion"]["model"] | {"guidance": 0.5}})
+    wf.set_config(changed)
+    try:
+        planned = wf.planned()
+    finally:
+        wf.set_config(base)
+    assert planned["evaluate_diffusion"] == 1 and "train_diffusion" not in planned, planned
+    wf.set_config(tiny_config(diffusion={"model": base["diffusion"]["model"] | {"epochs": 4}}))
+    try:
+        assert wf.planned()["train_diffusion"] == 1
+    finally:
+        wf.set_config(base)
+
+
 def test_generate_writes_xyz_shells_and_names_a_bad_input(tiny_workflow, tmp_path):
     results = tiny_workflow.root / "results"
     shard = sorted((results / "shards").glob("shard-*.h5"))[0]

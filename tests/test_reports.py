@@ -49,6 +49,24 @@ def test_shift_moves_the_white_line_by_the_shift_and_broadening_lowers_it():
     assert abs(rob.broaden(spectrum, GRID, 3.0)[0, -1] - spectrum[0, -1]) < 1e-3
 
 
+def test_an_r2_panel_with_a_collapsed_model_is_floored_and_names_it():
+    from xasengine.reports.figures import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots()
+    ax.plot([0, 0.1, 0.2], [0.8, 0.6, 0.4], label="SPT")
+    ax.plot([0, 0.1, 0.2], [0.7, -5e4, -2e5], label="MLP")
+    note = rob._clip_r2_axis(ax)
+    assert ax.get_ylim()[0] == pytest.approx(rob.R2_FLOOR - 0.05) and ax.get_ylim()[1] <= 1.03
+    assert "MLP" in note and "SPT" not in note and "-2e+05" in note
+    fig2, ax2 = plt.subplots()
+    ax2.plot([0, 0.1], [0.9, -0.5], label="SPT")
+    before = ax2.get_ylim()
+    assert rob._clip_r2_axis(ax2) == "" and ax2.get_ylim() == before
+    plt.close(fig)
+    plt.close(fig2)
+
+
 def test_sweep_levels_include_zero_and_symmetric_shifts_and_refuse_negative_levels():
     levels = rob.sweep_levels(SWEEPS)
     assert levels["noise"][0] == 0 and len(levels["noise"]) >= 6 and max(levels["noise"]) == 0.2

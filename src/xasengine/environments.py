@@ -21,7 +21,7 @@ from pymatgen.core import Element, Structure
 from . import __version__
 from .atomic import atomic_path
 from .errors import ShardError
-from .readers import open_hdf5
+from .readers import open_hdf5, read_hdf5_datasets
 
 ENV_VERSION = 1
 _STR = h5py.string_dtype()
@@ -73,14 +73,38 @@ def read_environments(paths) -> dict:
         with open_hdf5(path) as fh:
             if int(fh.attrs.get("env_version", -1)) != ENV_VERSION:
                 raise ShardError(f"{path}: env_version {fh.attrs.get('env_version')}, this xasengine reads {ENV_VERSION}")
-            part = {}
-            for name in fh:
-                value = fh[name][()]
-                part[name] = np.array([v.decode() for v in value]) if value.dtype.kind == "O" else value
-            parts.append(part)
+            parts.append(read_hdf5_datasets(fh))
     if not parts:
         raise ShardError("no environment files given")
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def join_environments(table: dict, env: dict, elements: list[str]) -> dict:
+    """Environments joined to their spectra (a usable-site table) by (structure id, site index); the environment
+    rows lead, so training and evaluation see the same sites in the same order."""
+    lookup = {(s, int(i)): r for r, (s, i) in enumerate(zip(table["structure_id"], table["site_index"]))}
+    keep, rows = [], []
+    for r, (sid, idx, el) in enumerate(zip(env["structure_id"], env["site_index"], env["element"])):
+        if el in elements and (sid, int(idx)) in lookup:
+            keep.append(r)
+            rows.append(lookup[(sid, int(idx))])
+    keep, rows = np.array(keep, dtype=int), np.array(rows, dtype=int)
+    out = {k: v[keep] for k, v in env.items()}
+    out["spectrum"] = np.asarray(table["spectrum"], np.float32)[rows]
+    out["energy"] = np.asarray(table["energy"])[rows]
+    out["descriptor_CN"] = table["descriptors"]["CN"][rows] if "CN" in table["descriptors"] else np.full(len(rows), np.nan)
+    return out
+
+
+def absorber_numbers(elements) -> np.ndarray:
+    return np.array([Element(str(e)).Z for e in elements])
+
+
+def split_arrays(sites: dict, split: str):
+    """(species, offsets, absorber Z, spectrum) of one split, the diffusion model's inputs."""
+    rows = sites["split"] == split
+    return (sites["species"][rows], sites["offsets"][rows], absorber_numbers(sites["element"][rows]),
+            sites["spectrum"][rows])
 
 
 def species_symbols(numbers) -> list[str]:

@@ -65,6 +65,19 @@ def read_json(path: str | Path, hint: str = ""):
         return json.loads(Path(path).read_text(errors="strict"))
 
 
+def decode_strings(values):
+    """HDF5 variable-length strings come back as bytes or str depending on h5py's version and the writer;
+    callers want str either way."""
+    import numpy as np
+
+    return np.array([v.decode() if isinstance(v, bytes) else v for v in values], dtype=object)
+
+
+def read_hdf5_datasets(fh) -> dict:
+    """Every top-level dataset of an open file, string datasets decoded."""
+    return {k: decode_strings(fh[k][()]).astype(str) if fh[k].dtype.kind == "O" else fh[k][()] for k in fh}
+
+
 @contextmanager
 def open_hdf5(path: str | Path, hint: str = ""):
     """An HDF5 file open for reading; errors while reading its datasets inside the block also name the file."""

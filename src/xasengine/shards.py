@@ -27,7 +27,7 @@ from .atomic import atomic_path
 from .config import stable_hash
 from .descriptors import ALL_DESCRIPTORS
 from .errors import ShardError, SpectrumError
-from .readers import open_hdf5
+from .readers import decode_strings, open_hdf5
 from .spectra import edge_grid, process
 
 SCHEMA_VERSION = 1
@@ -149,10 +149,6 @@ def write_shard(path: str | Path, rows: list[dict], structures: list[dict], conf
             s.create_dataset(key, data=np.array([str(x[key]) for x in structures], dtype=object), dtype=_STR)
 
 
-def _decode(arr) -> np.ndarray:
-    return np.array([x.decode() if isinstance(x, bytes) else x for x in arr], dtype=object)
-
-
 def read_shards(paths, only_ok: bool = False) -> dict:
     """Concatenate shards into the site table used by training: plain numpy arrays plus a descriptors dict."""
     parts = []
@@ -162,7 +158,7 @@ def read_shards(paths, only_ok: bool = False) -> dict:
             if version != SCHEMA_VERSION:
                 raise ShardError(f"{path}: schema_version {version}, this xasengine reads {SCHEMA_VERSION}")
             g = fh["sites"]
-            part = {k: _decode(g[k][()]) if g[k].dtype.kind == "O" else g[k][()] for k in g}
+            part = {k: decode_strings(g[k][()]) if g[k].dtype.kind == "O" else g[k][()] for k in g}
             part["descriptors"] = {k: fh["descriptors"][k][()] for k in fh["descriptors"]}
             parts.append(part)
     if not parts:
@@ -180,7 +176,7 @@ def structure_families(paths) -> dict[str, str]:
     for path in paths:
         with open_hdf5(path) as fh:
             group = fh["structures"]
-            families.update(zip(_decode(group["structure_id"][()]), _decode(group["family"][()])))
+            families.update(zip(decode_strings(group["structure_id"][()]), decode_strings(group["family"][()])))
     return {str(sid): str(family) for sid, family in families.items()}
 
 

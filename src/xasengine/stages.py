@@ -150,13 +150,14 @@ def environments_stage(shard: str, structure_jsons: list[str], out_path: str, cf
 
 def train_diffusion_stage(shards: list[str], env_paths: list[str], out_checkpoint: str, out_summary: str,
                           cfg: dict) -> None:
+    from .environments import join_environments, read_environments, split_arrays
     from .models.diffusion import fit_diffusion, save_diffusion
-    from .reports.diffusion import joined_sites, split_arrays
     from .shards import read_shards, table_hash
 
-    sites = joined_sites(shards, env_paths, cfg["elements"])
+    table = read_shards(shards, only_ok=True)
+    sites = join_environments(table, read_environments(env_paths), cfg["elements"])
     model, summary = fit_diffusion(*split_arrays(sites, "train"), cfg=cfg["model"], val=split_arrays(sites, "val"))
-    summary.update(dataset_hash=table_hash(read_shards(shards, only_ok=True)), elements=cfg["elements"],
+    summary.update(dataset_hash=table_hash(table), elements=cfg["elements"],
                    k_neighbors=cfg["k_neighbors"], radius=cfg["radius"])
     save_diffusion(out_checkpoint, model, summary)
     write_json(out_summary, summary)

@@ -166,8 +166,8 @@ def report_models(wildcards):
     ]
 
 
-# The held-out delithiation study the `delithiation` report follows (xasengine.reports.delithiation.FAMILY).
-DELITHIATION_FAMILY = "delithiation-LixCoO2"
+# The held-out delithiation study the `delithiation` report follows.
+DELITHIATION_FAMILY = config["reports"]["delithiation_family"]
 
 
 def delithiation_structures(wildcards):
@@ -214,6 +214,23 @@ def report_targets():
 def environment_cfg():
     """Only the knobs that change the shells: other diffusion settings retrain, they do not re-cut."""
     return {k: config["diffusion"][k] for k in ("elements", "k_neighbors", "radius")}
+
+
+def diffusion_train_cfg():
+    """The knobs that change the trained model: sampling and evaluation settings re-evaluate, they do not retrain."""
+    evaluation = (
+        "n_samples",
+        "sample_seed",
+        "max_test_sites",
+        "consistency_sites",
+        "bond_cutoff",
+        "enabled",
+    )
+    cfg = {k: v for k, v in config["diffusion"].items() if k not in evaluation}
+    cfg["model"] = {
+        k: v for k, v in cfg["model"].items() if k not in ("guidance", "sample_steps")
+    }
+    return cfg
 
 
 def environment_paths(wildcards):

@@ -37,7 +37,7 @@ rule train_diffusion:
     resources:
         **training_resources(),
     params:
-        cfg=config["diffusion"],
+        cfg=diffusion_train_cfg(),
     script:
         "../scripts/train_diffusion.py"
 

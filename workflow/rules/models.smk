@@ -9,6 +9,8 @@ rule train_spt:
         summary="results/models/spt-joint-{group}.json",
     log:
         "results/logs/models/spt-joint-{group}.log",
+    benchmark:
+        "results/benchmarks/models/spt-joint-{group}.tsv"
     conda:
         ENV
     threads: config["resources"]["train_threads"]
@@ -28,6 +30,8 @@ rule train_spt_expert:
         summary="results/models/spt-expert-{group}-{descriptor}.json",
     log:
         "results/logs/models/spt-expert-{group}-{descriptor}.log",
+    benchmark:
+        "results/benchmarks/models/spt-expert-{group}-{descriptor}.tsv"
     conda:
         ENV
     threads: config["resources"]["train_threads"]

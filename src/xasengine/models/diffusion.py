@@ -42,7 +42,7 @@ DEFAULTS = {
     "seed": 0,
     "sample_steps": 100,       # strided reverse steps at sampling time
     "eta": 1.0,                # 1 = ancestral (stochastic) sampling, 0 = deterministic DDIM
-    "guidance": 1.0,           # w in (1+w)·eps(spectrum) - w·eps(null)
+    "guidance": 0.0,           # w in (1+w)·eps(spectrum) - w·eps(null); 0 chosen on validation (benchmarks/README)
 }
 
 

@@ -23,7 +23,6 @@ from .benchmark import SPT
 from .figures import pyplot, save_png
 from .tables import fmt, heading, html_page, html_table, paragraph
 
-FAMILY = "delithiation-LixCoO2"
 ABSORBER = "Co"
 GROUP = "nonO"
 DESCRIPTOR = "OS"
@@ -56,7 +55,7 @@ def baseline_path(label: str, model_paths: list[str], group: str = GROUP) -> str
     return found[0]
 
 
-def series_sites(table: dict, families: dict[str, str], family: str = FAMILY) -> dict:
+def series_sites(table: dict, families: dict[str, str], family: str) -> dict:
     """The usable Co sites of the family's cells, from a site table and {structure_id: family} of its shards."""
     from ..shards import select_rows
 
@@ -162,7 +161,7 @@ def trend_sentence(label: str, per_x: dict[float, dict]) -> str:
     return f"{label}: the mean expected Co OS is not monotonic in x: it falls at {'; '.join(falls)} ({span})."
 
 
-def delithiation(sites: dict, models: list, records: dict, family: str = FAMILY, baseline: dict | None = None,
+def delithiation(sites: dict, models: list, records: dict, family: str, baseline: dict | None = None,
                  cutoff: float = CO_O_CUTOFF) -> dict:
     """All numbers of the report. sites: the series' Co sites (series_sites); models: fitted models (SPT first);
     records: {structure_id: StructureRecord} of the series' cells."""
@@ -369,7 +368,7 @@ def report_html(result: dict) -> str:
 
 
 def write_delithiation(shards: list[str], spt_checkpoint: str, baseline_paths: list[str], benchmark_json: str,
-                       structure_paths: list[str], outputs: dict, family: str = FAMILY) -> dict:
+                       structure_paths: list[str], outputs: dict, family: str) -> dict:
     """outputs: json, html, oxidation, confusion, geometry (PNGs)."""
     from ..readers import read_json
     from ..shards import read_shards, structure_families

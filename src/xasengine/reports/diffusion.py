@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from ..atomic import atomic_path, write_json, write_text
-from ..environments import read_environments
+from ..environments import absorber_numbers, join_environments, read_environments
 from ..errors import ReportError
 from ..models.diffusion import load_diffusion
 from ..models.shell_metrics import SCORE_KEYS, bond_angles, first_shell, shell_scores, summarise
@@ -23,33 +23,7 @@ _STR = h5py.string_dtype()
 
 
 def joined_sites(shards: list[str], env_paths: list[str], elements: list[str]) -> dict:
-    """Environments joined to their spectra by (structure id, site index); the environment rows lead."""
-    table = read_shards(shards, only_ok=True)
-    env = read_environments(env_paths)
-    lookup = {(s, int(i)): r for r, (s, i) in enumerate(zip(table["structure_id"], table["site_index"]))}
-    keep, rows = [], []
-    for r, (sid, idx, el) in enumerate(zip(env["structure_id"], env["site_index"], env["element"])):
-        if el in elements and (sid, int(idx)) in lookup:
-            keep.append(r)
-            rows.append(lookup[(sid, int(idx))])
-    keep, rows = np.array(keep, dtype=int), np.array(rows, dtype=int)
-    out = {k: v[keep] for k, v in env.items()}
-    out["spectrum"] = np.asarray(table["spectrum"], np.float32)[rows]
-    out["energy"] = np.asarray(table["energy"])[rows]
-    out["descriptor_CN"] = table["descriptors"]["CN"][rows] if "CN" in table["descriptors"] else np.full(len(rows), np.nan)
-    return out
-
-
-def absorber_numbers(elements) -> np.ndarray:
-    from pymatgen.core import Element
-
-    return np.array([Element(str(e)).Z for e in elements])
-
-
-def split_arrays(sites: dict, split: str):
-    rows = sites["split"] == split
-    return (sites["species"][rows], sites["offsets"][rows], absorber_numbers(sites["element"][rows]),
-            sites["spectrum"][rows])
+    return join_environments(read_shards(shards, only_ok=True), read_environments(env_paths), elements)
 
 
 def template_shells(sites: dict, test_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -83,6 +57,16 @@ def _per_element(rows: list[dict]) -> dict:
     return {"all": summarise(rows)} | {e: summarise([r for r in rows if r["element"] == e]) for e in elements}
 
 
+def sampling_settings(cfg: dict) -> tuple[float, int]:
+    """Guidance weight and reverse steps from the config at sampling time (not the checkpoint's): they change no
+    trained weight, so the train rule does not see them and changing them only re-evaluates."""
+    from ..models.diffusion import DEFAULTS
+
+    model_cfg = cfg.get("model") or {}
+    return (float(model_cfg.get("guidance", DEFAULTS["guidance"])),
+            int(model_cfg.get("sample_steps", DEFAULTS["sample_steps"])))
+
+
 def evaluate_diffusion(shards, env_paths, checkpoint, spt_checkpoint, cfg: dict, out_json, out_samples) -> dict:
     """Sample every test site, score it and its baselines; writes the metrics JSON and the samples HDF5."""
     model, meta = load_diffusion(checkpoint)
@@ -94,11 +78,13 @@ def evaluate_diffusion(shards, env_paths, checkpoint, spt_checkpoint, cfg: dict,
         raise ReportError("no test sites of the diffusion elements in the shards")
     k, n = sites["species"].shape[1], cfg["n_samples"]
     absorbers = absorber_numbers(sites["element"][rows])
+    guidance, steps = sampling_settings(cfg)
     start = time.perf_counter()
-    gen_species, gen_offsets = model.sample(sites["spectrum"][rows], absorbers, k, n, seed=cfg["sample_seed"])
+    gen_species, gen_offsets = model.sample(sites["spectrum"][rows], absorbers, k, n, seed=cfg["sample_seed"],
+                                            guidance=guidance, steps=steps)
     sample_seconds = time.perf_counter() - start
     prior_species, prior_offsets = model.sample(sites["spectrum"][rows], absorbers, k, n, seed=cfg["sample_seed"],
-                                                unconditional=True)
+                                                unconditional=True, steps=steps)
     tmpl_species, tmpl_offsets = template_shells(sites, rows)
     cutoff = cfg["bond_cutoff"]
     methods = {
@@ -114,8 +100,8 @@ def evaluate_diffusion(shards, env_paths, checkpoint, spt_checkpoint, cfg: dict,
         "bond_cutoff": cutoff,
         "sample_seconds_per_spectrum": sample_seconds / len(rows),
         "sample_seconds_per_shell": sample_seconds / (len(rows) * n),
-        "guidance": model.cfg["guidance"],
-        "sample_steps": model.cfg["sample_steps"],
+        "guidance": guidance,
+        "sample_steps": steps,
         "methods": {name: _per_element(scores) for name, scores in methods.items()},
         "spt_cn": _spt_cn(spt_checkpoint, sites, rows) if spt_checkpoint else None,
     }
@@ -236,10 +222,10 @@ def _shells_3d(samples: dict, out_png: str, n_sites: int = 3) -> None:
 
 
 def read_samples(path) -> dict:
-    from ..readers import open_hdf5
+    from ..readers import open_hdf5, read_hdf5_datasets
 
     with open_hdf5(path) as fh:
-        return {k: (np.array([v.decode() for v in fh[k][()]]) if fh[k].dtype.kind == "O" else fh[k][()]) for k in fh}
+        return read_hdf5_datasets(fh)
 
 
 PAPER = ("Seed paper (arXiv 2602.16133, its own data): mean first-shell bond-length error ≈ 0.06 Å, CN error &lt; 4 % "

@@ -123,6 +123,22 @@ def _rows(result: dict) -> tuple[list[str], list[list]]:
     return header, rows
 
 
+R2_FLOOR = -1.0  # below it a model predicts worse than the mean by far; a deeper axis hides every other line
+
+
+def _clip_r2_axis(ax) -> str:
+    """Keep an R² panel readable when one model collapses (R² of -10⁵ flattens the rest): floor the axis and
+    name what fell through it."""
+    lows = [(line.get_label(), np.nanmin(line.get_ydata())) for line in ax.lines
+            if np.isfinite(line.get_ydata()).any()]
+    fallen = [(label, low) for label, low in lows if low < R2_FLOOR]
+    if not fallen:
+        return ""
+    top = max(1.03, max(np.nanmax(line.get_ydata()) for line in ax.lines if np.isfinite(line.get_ydata()).any()))
+    ax.set_ylim(R2_FLOOR - 0.05, min(top, 1.03))
+    return "below the axis: " + ", ".join(f"{label} (min {low:.3g})" for label, low in fallen)
+
+
 def plot_sweep(result: dict, kind: str, path: str) -> None:
     """A grid of panels, one per group × descriptor, one line per model (the SPT black and thick)."""
     plt = pyplot()
@@ -139,12 +155,15 @@ def plot_sweep(result: dict, kind: str, path: str) -> None:
             style = dict(color="black", linewidth=2.4, zorder=5) if label == "SPT" else dict(linewidth=1.2)
             ax.plot([p["level"] for p in points], [np.nan if v is None else v for v in values], marker="o",
                     markersize=3, label=label, **style)
+        note = ""
         if key == "f1_weighted":
             ax.set_ylim(-0.03, 1.03)
+        else:
+            note = _clip_r2_axis(ax)
         if not ax.lines or all(np.isnan(line.get_ydata()).all() for line in ax.lines):
             ax.text(0.5, 0.5, "no score: too few or constant\ntest labels", ha="center", va="center",
                     transform=ax.transAxes, color="grey")
-        ax.set_title(f"{group} sites: {name}", fontsize=10)
+        ax.set_title(f"{group} sites: {name}" + (f"\n{note}" if note else ""), fontsize=10 if not note else 8)
         ax.set_xlabel(SWEEP_UNITS[kind], fontsize=9)
         ax.set_ylabel(SCORE_NAME[key], fontsize=9)
         ax.grid(alpha=0.3)
