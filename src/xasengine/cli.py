@@ -77,6 +77,19 @@ def _generate(args) -> int:
     return generate_cli(args)
 
 
+def _amorphous_cells(args) -> int:
+    from .errors import XasEngineError
+    from .structures.amorphous import describe_cells
+
+    try:
+        lines = describe_cells(args.dir)
+    except XasEngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(lines) if lines else f"no amorphous cells in {args.dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xasengine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--athena-group", default=None, help="only this group of an Athena .prj")
     p.add_argument("--config", default=None, help="config whose `spectra` section prepared the training data")
     p.set_defaults(func=_generate)
+    p = sub.add_parser("amorphous-cells", help="list and validate amorphous cells (inputs, protocol, energy, key)")
+    p.add_argument("--dir", default="resources/structures/amorphous")
+    p.set_defaults(func=_amorphous_cells)
     return parser
 
 

@@ -96,6 +96,7 @@ def semantic_problems(cfg: dict) -> list[str]:
     outside = sorted(set(structures.get("mp", {}).get("elements", [])) - allowed)
     if allowed and outside and structures.get("source") == "mp":
         problems.append(f"structures.mp.elements: {', '.join(outside)} not in structures.allowed_elements")
+    problems += _amorphous_problems(cfg.get("amorphous", {}), allowed)
     feff = cfg.get("feff", {})
     if feff.get("engine") == "external" and isinstance(feff.get("executable"), str):
         import shlex
@@ -104,6 +105,38 @@ def semantic_problems(cfg: dict) -> list[str]:
         command = shlex.split(feff["executable"])[:1]
         if not command or shutil.which(command[0]) is None:
             problems.append(f"feff.executable: {feff['executable']!r} not found on PATH (needed by feff.engine: external)")
+    return problems
+
+
+def _amorphous_problems(amo: dict, allowed: set[str]) -> list[str]:
+    """Compositions inside the chemical space and CHGNet's elements, melt above final, CHGNet installed."""
+    if not amo.get("enabled"):
+        return []
+    from pymatgen.core import Composition
+
+    problems = []
+    for formula in amo.get("compositions", []):
+        try:
+            elements = {el.symbol: el.Z for el in Composition(formula).elements}
+        except (ValueError, KeyError) as exc:
+            problems.append(f"amorphous.compositions: {formula!r} is not a formula ({exc})")
+            continue
+        beyond = sorted(el for el, z in elements.items() if z > 94)
+        if beyond:
+            problems.append(f"amorphous.compositions: {formula} has {', '.join(beyond)}, not covered by CHGNet")
+        outside = sorted(set(elements) - allowed) if allowed else []
+        if outside:
+            problems.append(f"amorphous.compositions: {formula} has {', '.join(outside)}, "
+                            "not in structures.allowed_elements")
+    protocol = amo.get("protocol", {})
+    melt, final = protocol.get("melt_K", 3000.0), protocol.get("final_K", 300.0)
+    if _numbers(melt, final) and melt <= final:
+        problems.append(f"amorphous.protocol.melt_K: {melt:g} K must exceed final_K ({final:g} K)")
+    import importlib.util
+
+    if importlib.util.find_spec("chgnet") is None:
+        problems.append("amorphous.enabled: CHGNet is not installed (pip install chgnet==0.4.2); "
+                        "the cells are looked up by potential version")
     return problems
 
 

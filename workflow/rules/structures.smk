@@ -11,3 +11,31 @@ checkpoint structures:
         json_dir="results/structures/json",
     script:
         "../scripts/structures.py"
+
+
+# One amorphous cell (melt-quench MD with CHGNet): shipped first, then results/amorphous_cache, else MD
+# (refused when amorphous.shipped_only). Not yet gathered by the structures checkpoint (issue 12).
+rule amorphous_cell:
+    output:
+        "results/amorphous/cells/{formula}-s{seed}.json",
+    log:
+        "results/logs/amorphous/{formula}-s{seed}.log",
+    benchmark:
+        "results/benchmarks/amorphous/{formula}-s{seed}.tsv"
+    wildcard_constraints:
+        seed=r"\d+",
+    conda:
+        ENV
+    params:
+        amo=config["amorphous"],
+    script:
+        "../scripts/amorphous_cell.py"
+
+
+rule amorphous_cells:
+    input:
+        expand(
+            "results/amorphous/cells/{formula}-s{seed}.json",
+            formula=config["amorphous"]["compositions"],
+            seed=config["amorphous"]["seeds"],
+        ),

@@ -19,10 +19,12 @@ import numpy as np
 from pymatgen.core import Composition, Lattice, Structure
 
 from ..atomic import write_text
+from ..config import REPO_ROOT, stable_hash
 from .relax import RelaxError, RelaxSettings, check_elements, chgnet_calculator, potential_version, relax_structure
 
 TEMPERATURE_RANGE_K = (100.0, 6000.0)
 MAX_STEPS = 10_000_000
+SHIPPED_AMORPHOUS = REPO_ROOT / "resources" / "structures" / "amorphous"
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,97 @@ def write_cell(folder: str | Path, formula: str, structure: Structure, provenanc
     doc = {"id": path.stem, "family": "amorphous", "provenance": provenance, "structure": structure.as_dict()}
     write_text(path, json.dumps(doc, sort_keys=True, indent=1) + "\n")
     return path
+
+
+def cell_inputs(formula: str, n_atoms: int, seed: int, protocol: MeltQuench, relax: RelaxSettings,
+                version: str) -> dict:
+    """Everything a cell depends on; its hash is the cache key, and the same dict is recorded in the cell."""
+    return {"formula": scaled_composition(formula, n_atoms).formula.replace(" ", ""), "seed": int(seed),
+            "protocol": asdict(protocol), "relax": relax.as_dict(), "potential_version": version}
+
+
+def inputs_of(doc: dict) -> dict:
+    """The recorded inputs of a cell document (the same keys as cell_inputs)."""
+    prov = doc["provenance"]
+    protocol = {k: v for k, v in prov["protocol"].items() if k in MeltQuench.__dataclass_fields__}
+    return {"formula": prov["formula"], "seed": int(prov["seed"]), "protocol": protocol,
+            "relax": prov["relaxation"]["settings"], "potential_version": prov["potential_version"]}
+
+
+def cell_key(inputs: dict) -> str:
+    return stable_hash(inputs)
+
+
+def read_cells(folder: str | Path) -> dict[str, tuple[Path, dict]]:
+    """Cell documents of a folder by input key; a damaged file is a clear error naming it."""
+    cells = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            doc = json.loads(path.read_text())
+            key = cell_key(inputs_of(doc))
+            Structure.from_dict(doc["structure"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RelaxError(f"damaged amorphous cell {path}: {exc!r}") from exc
+        cells[key] = (path, doc)
+    return cells
+
+
+def settings_from_config(amo: dict) -> tuple[MeltQuench, RelaxSettings]:
+    protocol = MeltQuench(**amo.get("protocol", {}))
+    protocol.check()
+    return protocol, RelaxSettings.from_config(amo.get("relax_settings", {}) | {"keep_symmetry": False})
+
+
+def amorphous_cell(formula: str, seed: int, amo: dict, out: str | Path, progress: bool = False) -> str:
+    """The cell of these inputs written to `out`: shipped first, then the cache, else melt-quench MD (cached).
+
+    With `shipped_only` a cell found in neither folder is a RelaxError naming the command that makes it.
+    Returns where it came from: shipped, cache or md."""
+    protocol, relax = settings_from_config(amo)
+    n_atoms = int(amo.get("atoms", 96))
+    inputs = cell_inputs(formula, n_atoms, seed, protocol, relax, potential_version())
+    key = cell_key(inputs)
+    shipped = Path(amo.get("shipped_dir", SHIPPED_AMORPHOUS))
+    shipped = shipped if shipped.is_absolute() else REPO_ROOT / shipped
+    cache = Path(amo.get("cache_dir", "results/amorphous_cache"))
+    for origin, folder in (("shipped", shipped), ("cache", cache)):
+        if folder.is_dir():
+            hit = read_cells(folder).get(key)
+            if hit:
+                write_text(out, hit[0].read_text())
+                return origin
+    if amo.get("shipped_only", True):
+        raise RelaxError(
+            f"amorphous {formula} seed {seed}: no cell with these inputs (key {key}) in {shipped} or {cache}, "
+            f"and amorphous.shipped_only is true; make it with: python -m xasengine.structures.amorphous "
+            f"{formula} --atoms {n_atoms} --seed {seed} --out {shipped} (or set shipped_only: false)")
+    structure, provenance = melt_quench(formula, n_atoms, protocol, seed, relax, progress=progress)
+    path = write_cell(cache, formula, structure, provenance | {"input_key": key})
+    cached = cache / f"{key}.json"
+    path.replace(cached)
+    write_text(out, cached.read_text())
+    return "md"
+
+
+def write_amorphous_cell(formula: str, seed: int, amo: dict, out: str | Path) -> None:
+    """Rule amorphous_cell: the cell of these inputs at `out`; where it came from goes to the log."""
+    import logging
+
+    origin = amorphous_cell(formula, seed, amo, out)
+    logging.getLogger(__name__).info("amorphous %s seed %d: %s", formula, seed, origin)
+
+
+def describe_cells(folder: str | Path) -> list[str]:
+    """One line per cell of a folder (id, formula, atoms, seed, protocol, energy, input key); validates each."""
+    lines = []
+    for key, (path, doc) in read_cells(folder).items():
+        prov = doc["provenance"]
+        p = prov["protocol"]
+        lines.append(f"{path.name}\t{doc.get('id')}\t{prov['formula']}\t{prov['n_atoms']} atoms\tseed {prov['seed']}"
+                     f"\t{p['melt_K']:g}->{p['final_K']:g} K, {p['melt_steps']}+{p['quench_steps']} steps"
+                     f"\tE {prov['relaxation']['energy_final_eV_per_atom']} eV/atom\t{prov['potential_version']}"
+                     f"\tkey {key}")
+    return lines
 
 
 def main(argv=None) -> int:

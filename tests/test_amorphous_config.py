@@ -1,0 +1,36 @@
+"""Amorphous config: bad input is one clear line before any job; a missing cell with shipped_only never runs MD."""
+import pytest
+import yaml
+
+from xasengine.config import REPO_ROOT, config_problems, load_config
+from xasengine.errors import XasEngineError
+from xasengine.structures import amorphous
+
+
+def _config(**amo):
+    raw = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
+    raw["amorphous"] |= {"enabled": True} | amo
+    return raw
+
+
+def test_default_config_valid_and_off():
+    assert load_config(REPO_ROOT / "config.yaml")["amorphous"]["enabled"] is False
+
+
+@pytest.mark.parametrize("amo, needle", [
+    ({"compositions": ["FeO"]}, "FeO has Fe, not in structures.allowed_elements"),
+    ({"protocol": {"melt_K": 200.0}}, "melt_K: 200 K must exceed final_K"),
+    ({"protocol": {"melt_K": 9000.0}}, "amorphous.protocol.melt_K"),
+    ({"protocol": {"melt_steps": 0}}, "amorphous.protocol.melt_steps"),
+])
+def test_bad_amorphous_config_names_the_problem(amo, needle):
+    problems = config_problems(_config(**amo))[1]
+    assert problems and any(needle in line for line in problems), problems
+
+
+def test_missing_cell_with_shipped_only_is_a_clear_error(tmp_path):
+    amo = load_config(REPO_ROOT / "config.yaml")["amorphous"] | {
+        "shipped_dir": str(tmp_path / "shipped"), "cache_dir": str(tmp_path / "cache")}
+    with pytest.raises(XasEngineError, match="shipped_only is true; make it with"):
+        amorphous.amorphous_cell("Li7Co5O12", 1, amo, tmp_path / "out.json")
+    assert not (tmp_path / "out.json").exists() and not (tmp_path / "cache").exists()
