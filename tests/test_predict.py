@@ -97,3 +97,35 @@ def test_bad_input_gives_one_error_line_and_nonzero_exit(tiny_workflow, tmp_path
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("xasengine: error") and message in lines[0], proc.stderr
+
+
+def test_plot_draws_inputs_with_nearest_training_spectra(tiny_workflow, tmp_path):
+    from PIL import Image
+
+    from xasengine.predict import _load_models, nearest_training
+
+    out = tmp_path / "pred.png"
+    missing = tmp_path / "nope.xdi"  # a failed input: still listed, skipped in the figure
+    proc = _predict(tiny_workflow, str(XDI), str(missing), "--plot", str(out))
+    assert proc.returncode == 1 and "not found" in proc.stderr
+    rows = json.loads(proc.stdout)
+    assert sum(r["status"] == "failed" for r in rows) == 1
+    with Image.open(out) as img:
+        img.verify()
+    with Image.open(out) as img:
+        assert img.format == "PNG" and img.width >= 600 and img.height >= 400
+    single = tmp_path / "one.png"
+    assert _predict(tiny_workflow, str(XDI / "MnO2_rt_01.xdi"), "--plot", str(single)).returncode == 0
+    assert single.stat().st_size > 10_000
+    # the nearest spectra are training spectra of the same element, nearest first
+    meta = _load_models(str(tiny_workflow.root / "results" / "models"))["nonO"][1]
+    refs = meta["references"]["Mn"]
+    bank = np.asarray(refs["spectrum"], dtype=np.float64)
+    query = bank[0] + 0.01
+    near = nearest_training(meta, "Mn", query)
+    assert 1 <= len(near) <= 3 and near[0]["structure_id"] == refs["structure_id"][0]
+    assert all(n["structure_id"] in refs["structure_id"] for n in near)
+    distances = [n["distance"] for n in near]
+    assert distances == sorted(distances)
+    assert np.allclose(distances, np.sort(np.linalg.norm(bank - query, axis=1))[:len(near)])
+    assert nearest_training(meta, "Zz", query) == []

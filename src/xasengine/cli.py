@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--athena-group", default=None, help="only this group of an Athena .prj (default: every group)")
     p.add_argument("--format", choices=["json", "csv"], default="json")
     p.add_argument("--config", default=None, help="config whose `spectra` section prepared the training data")
+    p.add_argument("--plot", default=None, metavar="PNG",
+                   help="also draw each predicted input with its prediction and 3 nearest training spectra")
     p.set_defaults(func=_predict)
     p = sub.add_parser("generate", help="candidate coordination shells (XYZ) for spectra from the diffusion model")
     p.add_argument("inputs", nargs="+", help="spectrum files (XDI or two-column), folders of them, or HDF5 shards")

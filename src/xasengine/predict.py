@@ -234,6 +234,67 @@ def gathered_items(args, grid_len: int) -> tuple[list[dict], list[dict]]:
     return items, failed
 
 
+N_NEAREST = 3
+
+
+def nearest_training(meta: dict, element: str, spectrum: np.ndarray, k: int = N_NEAREST) -> list[dict]:
+    """The k training spectra of `element` kept in the checkpoint (meta["references"], a per-element subsample)
+    nearest to `spectrum` by Euclidean distance on the grid, nearest first; [] if the checkpoint keeps none."""
+    refs = meta.get("references", {}).get(element)
+    if not refs or not len(refs["structure_id"]):
+        return []
+    bank = np.asarray(refs["spectrum"], dtype=np.float64)
+    dist = np.linalg.norm(bank - np.asarray(spectrum, dtype=np.float64), axis=1)
+    order = np.argsort(dist, kind="stable")[:k]
+    return [{"structure_id": refs["structure_id"][i], "distance": float(dist[i]), "spectrum": bank[i]} for i in order]
+
+
+def _label(record: dict) -> str:
+    lines = []
+    for name, entry in record["descriptors"].items():
+        probs = entry.get("probabilities")
+        if probs:
+            top = sorted(probs.items(), key=lambda kv: -kv[1])[:3]
+            lines.append(f"{name}: " + ", ".join(f"{c} ({p:.0%})" for c, p in top))
+        else:
+            lines.append(f"{name}: {entry['value']:.3g}")
+    return "\n".join(lines)
+
+
+def plot_predictions(path: str, items: list[dict], results: list[dict], models: dict) -> None:
+    """One panel per predicted input: its normalised spectrum on the model's grid, the 3 nearest training spectra
+    of its element (thin, grey, structure ids in the legend) and the predicted descriptors as text."""
+    from .reports.figures import pyplot, save_png
+
+    by_source = {it["source"]: it for it in items}
+    done = [r for r in results if r["status"] == "ok" and r["source"] in by_source]
+    if not done:
+        raise PredictError(f"--plot {path}: no input was predicted, nothing to draw")
+    plt = pyplot()
+    ncol = min(3, len(done))
+    nrow = -(-len(done) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 4.2 * nrow), squeeze=False)
+    for ax, record in zip(axes.flat, done):
+        item = by_source[record["source"]]
+        group = "O" if item["element"] == "O" else "nonO"
+        meta = models[group][1]
+        x = np.asarray(item["energy"], dtype=float)
+        for j, ref in enumerate(nearest_training(meta, item["element"], item["spectrum"])):
+            ax.plot(x, ref["spectrum"], color="0.6", lw=0.8, ls=("-", "--", ":")[j % 3],
+                    label=f"{ref['structure_id']} (d={ref['distance']:.2f})")
+        ax.plot(x, item["spectrum"], color="C0", lw=1.8, label="input", zorder=3)
+        ax.text(0.98, 0.04, _label(record), transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5,
+                family="monospace", bbox={"boxstyle": "round", "fc": "white", "ec": "0.8", "alpha": 0.9})
+        ax.set_title(f"{Path(record['source'].split(':')[0]).name} ({item['element']}-{item['edge']})", fontsize=9)
+        ax.set_xlabel("E − E0 (eV)")
+        ax.set_ylabel("normalised μ")
+        ax.legend(fontsize=7, loc="upper right", title="nearest training", title_fontsize=7)
+    for ax in list(axes.flat)[len(done):]:
+        ax.axis("off")
+    fig.tight_layout()
+    save_png(fig, path)
+
+
 def predict_cli(args) -> int:
     """Each input file succeeds or fails on its own: 1 if any failed (each named on stderr and as a failed row)."""
     models = _load_models(args.model)
@@ -244,5 +305,7 @@ def predict_cli(args) -> int:
     for row in failed:
         print(f"xasengine: error [predict]: {row['reason']}", file=sys.stderr)
     rows = results + failed
+    if getattr(args, "plot", None):
+        plot_predictions(args.plot, items, results, models)
     sys.stdout.write(json.dumps(rows, indent=1) + "\n" if args.format == "json" else _csv(rows))
     return 1 if failed else 0

@@ -155,6 +155,10 @@ class _GroupData:
         descriptors = {name: np.asarray(values, dtype=np.float64)[rows]
                        for name, values in table["descriptors"].items()}
         elements = np.asarray(table["element"]).astype(str)[rows]
+        ids = table.get("structure_id")
+        self.structure_id = (np.asarray(ids).astype(str)[rows] if ids is not None
+                             else np.array([""] * int(rows.sum())))
+        self.element_names = elements
         train = self.split_index["train"]
         self.specs = build_target_specs(descriptors, train, specs_from)
         self.elements = sorted(str(e) for e in set(elements[train]))
@@ -295,6 +299,7 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
         "group": group,
         "domain": fit_domain(data.spectrum[train_index].numpy(),
                              data.spectrum[torch.from_numpy(data.split_index["val"])].numpy()),
+        "references": training_references(data),
         "cfg": {**cfg, "kernel_sizes": list(cfg["kernel_sizes"])},
         "temperatures": temperatures,
         "dataset_hash": cfg.get("dataset_hash"),
@@ -302,6 +307,25 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
                                                    "best_val_score", "train_seconds", "unseen_labels", "unseen_elements")},
     }
     return model, meta, summary
+
+
+MAX_REFERENCES_PER_ELEMENT = 200
+
+
+def training_references(data: _GroupData, limit: int = MAX_REFERENCES_PER_ELEMENT) -> dict:
+    """A small per-element subsample of the training spectra kept in the checkpoint, so `predict --plot` can draw
+    an input's nearest training spectra: per element at most `limit` training sites (an even, seeded choice),
+    {element: {"structure_id": [...], "spectrum": float16 tensor (n, grid)}}; ~200 x grid x 2 bytes per element."""
+    rng = np.random.default_rng(0)
+    train = data.split_index["train"]
+    out = {}
+    for element in data.elements:
+        index = train[data.element_names[train] == element]
+        if index.size > limit:
+            index = np.sort(rng.choice(index, limit, replace=False))
+        out[element] = {"structure_id": [str(s) for s in data.structure_id[index]],
+                        "spectrum": data.spectrum[torch.from_numpy(index)].to(torch.float16).clone()}
+    return out
 
 
 MIN_CALIBRATION_SITES = 20  # fewer labelled validation sites than this: probabilities are left as trained
