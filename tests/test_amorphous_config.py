@@ -34,3 +34,18 @@ def test_missing_cell_with_shipped_only_is_a_clear_error(tmp_path):
     with pytest.raises(XasEngineError, match="shipped_only is true; make it with"):
         amorphous.amorphous_cell("Li7Co5O12", 1, amo, tmp_path / "out.json")
     assert not (tmp_path / "out.json").exists() and not (tmp_path / "cache").exists()
+
+
+def test_the_shipped_cell_is_found_by_the_default_configs_inputs_without_md(tmp_path):
+    import json
+
+    from xasengine.config import load_config
+
+    from conftest import REPO
+
+    amo = load_config(REPO / "config.yaml")["amorphous"] | {"cache_dir": str(tmp_path / "cache")}
+    out = tmp_path / "cell.json"
+    assert amorphous.amorphous_cell("Li7Co5O12", 1, amo, out) == "shipped"
+    doc = json.loads(out.read_text())
+    assert doc["provenance"]["n_atoms"] == 96 and doc["provenance"]["relaxation"]["max_force_final_eV_per_A"] <= 0.05
+    assert not (tmp_path / "cache").exists()
