@@ -20,6 +20,7 @@ from pymatgen.core import Composition, Lattice, Structure
 
 from ..atomic import write_text
 from ..config import REPO_ROOT, stable_hash
+from ..readers import read_json
 from .relax import RelaxError, RelaxSettings, check_elements, chgnet_calculator, potential_version, relax_structure
 
 TEMPERATURE_RANGE_K = (100.0, 6000.0)
@@ -175,7 +176,7 @@ def read_cells(folder: str | Path) -> dict[str, tuple[Path, dict]]:
     cells = {}
     for path in sorted(Path(folder).glob("*.json")):
         try:
-            doc = json.loads(path.read_text())
+            doc = read_json(path)
             key = cell_key(inputs_of(doc))
             Structure.from_dict(doc["structure"])
         except (ValueError, KeyError, TypeError) as exc:
