@@ -33,8 +33,8 @@ GRIDS = {
     "et": {"n_estimators": [100, 300], "max_features": ["sqrt", 0.3], "min_samples_leaf": [1, 2]},
     "xgb": {"n_estimators": [100, 300], "max_depth": [3, 6], "learning_rate": [0.05, 0.1]},
     "mlp": {"hidden": [128, 256], "layers": [1, 2, 3], "lr": [1e-3, 3e-3]},
-    "ftt": {"epochs": [30, 60], "d_block": [32, 64]},
-    "amformer": {"epochs": [30, 60], "n_prompts": [8, 16]},
+    "ftt": {"epochs": [30, 60, 100], "d_block": [32, 64]},
+    "amformer": {"epochs": [30, 60, 100], "n_prompts": [8, 16]},
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -68,6 +68,9 @@ class WorkflowCopy:
 
 def tiny_config(**overrides) -> dict:
     config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    config.setdefault("reports", {})["measured"] = {  # the copy has no resources/: three shipped test scans
+        "dir": str(REPO / "tests" / "data" / "measured"),
+        "standards": str(REPO / "resources" / "measured" / "standards.tsv")}
     for key, value in overrides.items():
         config.setdefault(key, {}).update(value)
     return config

@@ -31,6 +31,9 @@ def test_predicts_measured_spectra_folder(tiny_workflow):
         assert str(int(os_pred["value"])) in os_pred["probabilities"]
         assert 0 <= r["typicality"]["percentile"] <= 100 and r["typicality"]["residual"] > 0
         assert r["typicality"]["atypical"] == (r["typicality"]["percentile"] > 95)
+        latent = r["latent_distance"]
+        assert latent["distance"] > 0 and 0 <= latent["percentile"] <= 100
+        assert r["ood"] == latent["ood"] == (latent["percentile"] > 95)
     mno = next(r for r in results if r["source"].endswith("MnO_rt_01.xdi"))
     assert 6535 < mno["e0"] < 6560
     # both Mn scans calibrated on their foils, one aligned to the other; the edge's chemical shift is kept
@@ -39,8 +42,10 @@ def test_predicts_measured_spectra_folder(tiny_workflow):
     assert mno["processing"]["master"] == mno2["processing"]["master"]
     assert 0 < mno["processing"]["e0_minus_tabulated_edge_eV"] < mno2["processing"]["e0_minus_tabulated_edge_eV"]
     assert mno["processing"]["larch_pre_edge"]["nnorm"] == 0
+    strict = json.loads(_predict(tiny_workflow, str(XDI), "--ood-percentile", "-1").stdout)
+    assert all(r["ood"] for r in strict)  # every rank exceeds -1: the threshold is the user's
     csv = _predict(tiny_workflow, str(XDI / "MnO2_rt_01.xdi"), "--format", "csv")
-    assert csv.returncode == 0 and csv.stdout.splitlines()[0].startswith("source,element,edge,e0,typicality_pct,atypical")
+    assert csv.returncode == 0 and csv.stdout.splitlines()[0].startswith("source,element,edge,e0,typicality_pct,atypical,latent_pct,ood")
 
 
 def test_unsorted_columns_read_like_sorted_ones(tiny_workflow, tmp_path):
@@ -129,3 +134,39 @@ def test_plot_draws_inputs_with_nearest_training_spectra(tiny_workflow, tmp_path
     assert distances == sorted(distances)
     assert np.allclose(distances, np.sort(np.linalg.norm(bank - query, axis=1))[:len(near)])
     assert nearest_training(meta, "Zz", query) == []
+
+
+def test_experimental_report_scores_every_measured_scan(tiny_workflow):
+    """The `experimental` rule of the main job: every test scan of a known compound predicted, with nominal vs
+    predicted OS, probabilities, the OOD flag, and reliability before/after temperature scaling on test."""
+    reports = tiny_workflow.root / "results" / "reports"
+    result = json.loads((reports / "experimental.json").read_text())
+    assert sorted(r["compound"] for r in result["scans"]) == ["MnO", "MnO2", "NiOH2"] and not result["failed"]
+    for r in result["scans"]:
+        probs = r["OS"]["probabilities"]
+        assert abs(sum(probs.values()) - 1) < 1e-3 and f"{r['OS']['predicted']:g}" in probs
+        assert r["OS"]["expected"] == pytest.approx(sum(float(c) * p for c, p in probs.items()), abs=1e-3)
+        assert 0 <= r["latent_percentile"] <= 100 and r["ood"] == (r["latent_percentile"] > 95)
+        assert r["OS"]["read_right"] == (r["OS"]["predicted"] == r["OS"]["nominal"])
+    assert result["os_exact"]["of"] == 3
+    assert result["os_exact"]["right"] == sum(r["OS"]["exact"] for r in result["scans"])
+    os_cal = result["calibration"]["OS"]
+    assert os_cal["before"]["n"] == os_cal["after"]["n"] > 0 and 0 <= os_cal["after"]["ece"] <= 1
+    for name in ("os", "probabilities", "spectra", "reliability"):
+        assert (reports / f"experimental_{name}.png").stat().st_size > 10_000
+    rows = (reports / "experimental.csv").read_text().splitlines()
+    assert len(rows) == 4 and rows[0].startswith("scan,compound,element,nominal_OS,predicted_OS,expected_OS")
+
+
+def test_standards_table_names_a_damaged_file(tmp_path):
+    from xasengine.errors import ReportError
+    from xasengine.reports.experimental import compound_of, read_standards
+
+    standards = read_standards(Path(__file__).parents[1] / "resources" / "measured" / "standards.tsv")
+    assert compound_of("x/MnO2_rt_01.xdi", standards)["OS"] == 4.0
+    assert compound_of("x/MnO_rt_01.xdi", standards)["compound"] == "MnO"  # not Mn2O3 / MnO2
+    assert compound_of("x/unknown_rt_01.xdi", standards) is None
+    bad = tmp_path / "standards.tsv"
+    bad.write_text("compound\tfile_prefix\telement\tOS\tCN\tnote\nMnO\tMnO_rt\tMn\ttwo\t6\t\n")
+    with pytest.raises(ReportError, match=str(bad)):
+        read_standards(bad)

@@ -10,7 +10,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from xasengine.errors import ModelError
-from xasengine.evaluate import evaluate_model, metrics, predict_table
+from xasengine.evaluate import evaluate_model, latent_vectors, metrics, predict_table
 from xasengine.models.family import fit_family, load_model, score_model
 from xasengine.models.spt import SPT, SpectralBandBlock, WindowGraphAttention
 from xasengine.models.targets import IGNORE_INDEX, TargetSpec
@@ -310,6 +310,27 @@ def test_typicality_ranks_unlike_spectra_above_unseen_simulated_ones(trained, ta
     assert typicality(domain, table["spectrum"][rows][:1])[0]["percentile"] <= 100.0
     small = fit_domain(table["spectrum"][:30], table["spectrum"][30:35])  # too few validation spectra
     assert small["reference_split"] == "train" and ATYPICAL_PERCENTILE == 95.0
+
+
+def test_latent_distance_flags_spectra_the_model_maps_far_from_training(trained, table):
+    """The checkpoint's latent domain: unseen simulated (test) spectra rank like the validation ones they are
+    compared with; spectra unlike any training spectrum land far away in latent space and are flagged."""
+    from xasengine.models.domain import fit_latent_domain, latent_typicality
+
+    model, meta, _ = trained
+    domain = meta["latent_domain"]
+    assert domain["reference_split"] == "val" and domain["train"].dtype == torch.float16
+    rows = (table["split"] == "test") & (table["element"] != "O")
+    inputs = (table["energy"][rows], table["element"][rows])
+    test = latent_typicality(domain, latent_vectors(model, meta, table["spectrum"][rows], *inputs))
+    assert np.mean([t["ood"] for t in test]) < 0.25 and np.median([t["percentile"] for t in test]) < 85
+    odd = table["spectrum"][rows] * 3.0 + 0.5 * np.sin(np.linspace(0, 12 * np.pi, GRID))
+    flagged = latent_typicality(domain, latent_vectors(model, meta, odd.astype(np.float32), *inputs))
+    assert np.mean([t["ood"] for t in flagged]) > 0.9
+    assert np.median([t["distance"] for t in flagged]) > 2 * np.median([t["distance"] for t in test])
+    rng = np.random.default_rng(0)
+    small = fit_latent_domain(rng.normal(size=(30, 4)), rng.normal(size=(5, 4)))  # too few validation latents
+    assert small["reference_split"] == "train" and len(small["reference_distances"]) == 30
 
 
 def test_validation_temperature_keeps_classes_and_lowers_validation_nll(table, trained):

@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="config whose `spectra` section prepared the training data")
     p.add_argument("--plot", default=None, metavar="PNG",
                    help="also draw each predicted input with its prediction and 3 nearest training spectra")
+    p.add_argument("--ood-percentile", type=float, default=95.0,
+                   help="flag a prediction out of distribution ('ood') when its SPT-latent distance to the training "
+                        "set exceeds this percentile of the validation spectra's (default 95)")
     p.set_defaults(func=_predict)
     p = sub.add_parser("generate", help="candidate coordination shells (XYZ) for spectra from the diffusion model")
     p.add_argument("inputs", nargs="+", help="spectrum files (XDI or two-column), folders of them, or HDF5 shards")

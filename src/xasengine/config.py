@@ -66,6 +66,11 @@ def _window_problem(key: str, window) -> list[str]:
     return []
 
 
+# Elements CHGNet's pretrained potential was trained on (Materials Project trajectories): H..Bi plus Ac..Pu;
+# here because config checks compositions before any relaxation or MD job and relax cannot be imported here.
+CHGNET_MAX_Z = 94
+
+
 def semantic_problems(cfg: dict) -> list[str]:
     """Checks across keys the schema cannot express; each would otherwise fail late inside a job."""
     problems = []
@@ -121,7 +126,7 @@ def _amorphous_problems(amo: dict, allowed: set[str]) -> list[str]:
         except (ValueError, KeyError) as exc:
             problems.append(f"amorphous.compositions: {formula!r} is not a formula ({exc})")
             continue
-        beyond = sorted(el for el, z in elements.items() if z > 94)
+        beyond = sorted(el for el, z in elements.items() if z > CHGNET_MAX_Z)
         if beyond:
             problems.append(f"amorphous.compositions: {formula} has {', '.join(beyond)}, not covered by CHGNet")
         outside = sorted(set(elements) - allowed) if allowed else []

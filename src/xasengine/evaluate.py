@@ -66,6 +66,24 @@ def predict_table(model: SPT, meta: dict, spectra, energy, elements, batch_size:
     return predictions
 
 
+def latent_vectors(model: SPT, meta: dict, spectra, energy, elements, batch_size: int = 512) -> np.ndarray:
+    """The SPT's shared latent vector (what every head reads) per spectrum: the UMAP report maps it and the
+    out-of-distribution score measures distances in it."""
+    spectra, energy, element_index = _as_inputs(spectra, energy, elements, meta, model.grid_len)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(spectra), batch_size):
+            window = slice(start, start + batch_size)
+            out.append(model.embed(torch.from_numpy(spectra[window]).to(device),
+                                   torch.from_numpy(energy[window]).to(device),
+                                   torch.from_numpy(element_index[window]).to(device)).cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(out) if out else np.empty((0, model.hparams["readout_dim"]), dtype=np.float32)
+
+
 def scored_rows(table: dict, meta: dict, split: str = "test") -> tuple[np.ndarray, int]:
     """Rows of one split that a model can be scored on (its site group, absorbers it was trained on), and how
     many of the group's rows were left out for an element absent from training."""

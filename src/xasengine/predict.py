@@ -17,7 +17,8 @@ import numpy as np
 
 from .config import load_config
 from .errors import PredictError, XasEngineError
-from .models.domain import typicality
+from .models.targets import group_of
+from .models.domain import ATYPICAL_PERCENTILE, latent_typicality, typicality
 from .measured import Scan, calibrate, check_foil, normalise, read_scans, tabulated_edge
 from .spectra import edge_grid, find_e0, to_grid
 
@@ -139,15 +140,16 @@ def _unfit_reason(item: dict, models: dict, group: str) -> str:
     return ""
 
 
-def predict_items(items: list[dict], models: dict) -> tuple[list[dict], list[dict]]:
+def predict_items(items: list[dict], models: dict,
+                  ood_percentile: float = ATYPICAL_PERCENTILE) -> tuple[list[dict], list[dict]]:
     """Predictions for the spectra a model can take, and a failed row for each one it cannot."""
-    from .evaluate import predict_table
+    from .evaluate import latent_vectors, predict_table
     from .models.targets import TargetSpec
 
     results, failed = [], []
     for group in ("nonO", "O"):
         chosen = []
-        for it in (it for it in items if (it["element"] == "O") == (group == "O")):
+        for it in (it for it in items if group_of(it["element"]) == group):
             reason = _unfit_reason(it, models, group)
             if reason:
                 failed.append(failed_row(it["source"], reason))
@@ -157,9 +159,12 @@ def predict_items(items: list[dict], models: dict) -> tuple[list[dict], list[dic
             continue
         model, meta, file = models[group]
         spectra = np.stack([it["spectrum"] for it in chosen])
+        energy, elements = np.stack([it["energy"] for it in chosen]), [it["element"] for it in chosen]
         try:
-            preds = predict_table(model, meta, spectra, np.stack([it["energy"] for it in chosen]),
-                                  [it["element"] for it in chosen])
+            preds = predict_table(model, meta, spectra, energy, elements)
+            latent = (latent_typicality(meta["latent_domain"], latent_vectors(model, meta, spectra, energy, elements),
+                                        ood_percentile)
+                      if "latent_domain" in meta else [None] * len(chosen))
         except XasEngineError as exc:
             failed.extend(failed_row(it["source"], f"{it['source']}: {exc}") for it in chosen)
             continue
@@ -168,6 +173,7 @@ def predict_items(items: list[dict], models: dict) -> tuple[list[dict], list[dic
         for i, it in enumerate(chosen):
             record = {"source": it["source"], "status": "ok", "reason": "", "element": it["element"],
                       "edge": it["edge"], "e0": float(it["e0"]), "model": str(file), "typicality": domain[i],
+                      "latent_distance": latent[i], "ood": bool(latent[i]["ood"]) if latent[i] else None,
                       "descriptors": {}}
             record["probabilities"] = "temperature-scaled on validation" if meta.get("temperatures") else "as trained"
             if "processing" in it:
@@ -187,26 +193,29 @@ def _csv(results: list[dict]) -> str:
     names = sorted({n for r in results for n in r.get("descriptors", {})})
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["source", "element", "edge", "e0", "typicality_pct", "atypical"] + names + [f"{n}_p" for n in names]
-                    + ["calibration", "status", "reason"])
+    writer.writerow(["source", "element", "edge", "e0", "typicality_pct", "atypical", "latent_pct", "ood"] + names
+                    + [f"{n}_p" for n in names] + ["calibration", "status", "reason"])
     for r in results:
         if r["status"] == "failed":
-            writer.writerow([r["source"]] + [""] * (6 + 2 * len(names)) + [r["status"], r["reason"]])
+            writer.writerow([r["source"]] + [""] * (8 + 2 * len(names)) + [r["status"], r["reason"]])
             continue
         values = [r["descriptors"].get(n, {}).get("value", "") for n in names]
         probs = [max(r["descriptors"][n]["probabilities"].values()) if "probabilities" in r["descriptors"].get(n, {})
                  else "" for n in names]
-        typical = r["typicality"] or {}
+        typical, latent = r["typicality"] or {}, r.get("latent_distance") or {}
         writer.writerow([r["source"], r["element"], r["edge"], f"{r['e0']:.2f}", typical.get("percentile", ""),
-                         typical.get("atypical", "")] + values + probs
+                         typical.get("atypical", ""), latent.get("percentile", ""), latent.get("ood", "")]
+                        + values + probs
                         + [r.get("processing", {}).get("calibration", ""), r["status"], r["reason"]])
     return buf.getvalue()
 
 
-def gathered_items(args, grid_len: int) -> tuple[list[dict], list[dict]]:
+def gathered_items(args, grid_len: int, spectra_cfg: dict | None = None) -> tuple[list[dict], list[dict]]:
     """Every spectrum of the inputs on the model's grid, and a failed row for each file or scan that is unusable;
-    shared by `predict` and `generate` so both read and reject inputs the same way."""
-    spectra_cfg = load_config(args.config)["spectra"] if args.config else load_config(None)["spectra"]
+    shared by `predict`, `generate` and the experimental report so all read and reject inputs the same way.
+    spectra_cfg: the config's `spectra` section (default: that of args.config, or of the default config)."""
+    if spectra_cfg is None:
+        spectra_cfg = load_config(getattr(args, "config", None))["spectra"]
     items, failed, scans = [], [], []
 
     def fail(source, exc):
@@ -250,20 +259,26 @@ def nearest_training(meta: dict, element: str, spectrum: np.ndarray, k: int = N_
 
 
 def _label(record: dict) -> str:
+    """The prediction as a reader states it: 'OS = 3 (80 %), 4 (15 %)' per class descriptor, then the trust."""
     lines = []
     for name, entry in record["descriptors"].items():
         probs = entry.get("probabilities")
         if probs:
             top = sorted(probs.items(), key=lambda kv: -kv[1])[:3]
-            lines.append(f"{name}: " + ", ".join(f"{c} ({p:.0%})" for c, p in top))
+            lines.append(f"{name} = " + ", ".join(f"{c} ({p:.0%})" for c, p in top if p >= 0.01))
         else:
-            lines.append(f"{name}: {entry['value']:.3g}")
+            lines.append(f"{name} = {entry['value']:.3g}")
+    latent = record.get("latent_distance")
+    if latent:
+        verdict = "OUT OF DISTRIBUTION" if latent["ood"] else "within the training distribution"
+        lines.append(f"latent distance: percentile {latent['percentile']:.0f} of validation ({verdict})")
     return "\n".join(lines)
 
 
 def plot_predictions(path: str, items: list[dict], results: list[dict], models: dict) -> None:
     """One panel per predicted input: its normalised spectrum on the model's grid, the 3 nearest training spectra
-    of its element (thin, grey, structure ids in the legend) and the predicted descriptors as text."""
+    of its element (thin, grey, structure ids in the legend) and, under the axes, the predicted descriptors and
+    the out-of-distribution verdict."""
     from .reports.figures import pyplot, save_png
 
     by_source = {it["source"]: it for it in items}
@@ -273,22 +288,21 @@ def plot_predictions(path: str, items: list[dict], results: list[dict], models: 
     plt = pyplot()
     ncol = min(3, len(done))
     nrow = -(-len(done) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 4.2 * nrow), squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.6 * ncol, 6.4 * nrow), squeeze=False)
     for ax, record in zip(axes.flat, done):
         item = by_source[record["source"]]
-        group = "O" if item["element"] == "O" else "nonO"
-        meta = models[group][1]
+        meta = models[group_of(item["element"])][1]
         x = np.asarray(item["energy"], dtype=float)
         for j, ref in enumerate(nearest_training(meta, item["element"], item["spectrum"])):
             ax.plot(x, ref["spectrum"], color="0.6", lw=0.8, ls=("-", "--", ":")[j % 3],
                     label=f"{ref['structure_id']} (d={ref['distance']:.2f})")
         ax.plot(x, item["spectrum"], color="C0", lw=1.8, label="input", zorder=3)
-        ax.text(0.98, 0.04, _label(record), transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5,
-                family="monospace", bbox={"boxstyle": "round", "fc": "white", "ec": "0.8", "alpha": 0.9})
+        ax.text(0.0, -0.16, _label(record), transform=ax.transAxes, ha="left", va="top", fontsize=7.5,
+                family="monospace", color="C3" if record.get("ood") else "black")
         ax.set_title(f"{Path(record['source'].split(':')[0]).name} ({item['element']}-{item['edge']})", fontsize=9)
         ax.set_xlabel("E − E0 (eV)")
         ax.set_ylabel("normalised μ")
-        ax.legend(fontsize=7, loc="upper right", title="nearest training", title_fontsize=7)
+        ax.legend(fontsize=7, loc="lower right", title="nearest training spectra", title_fontsize=7)
     for ax in list(axes.flat)[len(done):]:
         ax.axis("off")
     fig.tight_layout()
@@ -300,7 +314,7 @@ def predict_cli(args) -> int:
     models = _load_models(args.model)
     grid_len = len(next(iter(models.values()))[1]["energy_grid"])
     items, failed = gathered_items(args, grid_len)
-    results, unfit = predict_items(items, models)
+    results, unfit = predict_items(items, models, args.ood_percentile)
     failed += unfit
     for row in failed:
         print(f"xasengine: error [predict]: {row['reason']}", file=sys.stderr)

@@ -35,7 +35,7 @@ from .atomic import atomic_path
 from .errors import ModelError
 from .readers import load_torch
 from .models.calibration import fit_temperature, reliability, softmax
-from .models.domain import fit_domain
+from .models.domain import fit_domain, fit_latent_domain
 from .models.loss import masked_loss  # noqa: F401  (re-exported: tests and scripts import it from here)
 from .models.spt import SPT
 from .models.targets import (IGNORE_INDEX, TargetSpec, build_target_specs,
@@ -300,6 +300,7 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
         "domain": fit_domain(data.spectrum[train_index].numpy(),
                              data.spectrum[torch.from_numpy(data.split_index["val"])].numpy()),
         "references": training_references(data),
+        "latent_domain": fit_latent_domain(_latents(model, data, "train", device), _latents(model, data, "val", device)),
         "cfg": {**cfg, "kernel_sizes": list(cfg["kernel_sizes"])},
         "temperatures": temperatures,
         "dataset_hash": cfg.get("dataset_hash"),
@@ -310,6 +311,17 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
 
 
 MAX_REFERENCES_PER_ELEMENT = 200
+
+
+def _latents(model: SPT, data: _GroupData, split: str, device: str, batch_size: int = 512) -> np.ndarray:
+    """The trained model's latent vectors of one split, for the out-of-distribution score."""
+    index = torch.from_numpy(data.split_index[split])
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(index), batch_size):
+            spectrum, energy, element, _ = data.batch(index[start:start + batch_size], device)
+            out.append(model.embed(spectrum, energy, element).cpu().numpy())
+    return np.concatenate(out) if out else np.empty((0, model.hparams["readout_dim"]), dtype=np.float32)
 
 
 def training_references(data: _GroupData, limit: int = MAX_REFERENCES_PER_ELEMENT) -> dict:

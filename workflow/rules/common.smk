@@ -190,6 +190,20 @@ def delithiation_report(wildcards):
     )
 
 
+def measured_scans(wildcards):
+    """The measured scans the experimental report reads (its input, so a new or changed scan reruns it)."""
+    folder = config["reports"]["measured"]["dir"]
+    if not os.path.isdir(folder):
+        raise ValueError(
+            f'reports.measured.dir: no folder {folder!r} (give one, or "" to skip the report)'
+        )
+    return sorted(
+        os.path.join(folder, name)
+        for name in os.listdir(folder)
+        if name.lower().endswith((".xdi", ".prj"))
+    )
+
+
 def report_targets():
     """What the `all` target builds after the shards: the dataset card and every comparison report."""
     targets = [
@@ -202,6 +216,8 @@ def report_targets():
         targets.append("results/reports/expert_vs_joint.html")
     if config["diffusion"]["enabled"]:
         targets.append("results/reports/diffusion.html")
+    if config["reports"]["measured"]["dir"] and "nonO" in config["train"]["groups"]:
+        targets.append("results/reports/experimental.html")
     if (
         DELITHIATION_FAMILY in config["split"]["test_families"]
         and "nonO" in config["train"]["groups"]

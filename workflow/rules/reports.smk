@@ -180,3 +180,48 @@ rule delithiation:
         family=DELITHIATION_FAMILY,
     script:
         "../scripts/delithiation.py"
+
+
+rule experimental:
+    input:
+        shards=shard_paths,
+        spt="results/models/spt-joint-nonO.pt",
+        standards=config["reports"]["measured"]["standards"],
+        scans=measured_scans,
+    output:
+        html=report(
+            "results/reports/experimental.html",
+            category="Measured spectra",
+            caption="../report/experimental.rst",
+        ),
+        oxidation=report(
+            "results/reports/experimental_os.png",
+            category="Measured spectra",
+            caption="../report/experimental.rst",
+        ),
+        probabilities=report(
+            "results/reports/experimental_probabilities.png",
+            category="Measured spectra",
+            caption="../report/experimental.rst",
+        ),
+        spectra=report(
+            "results/reports/experimental_spectra.png",
+            category="Measured spectra",
+            caption="../report/experimental.rst",
+        ),
+        reliability=report(
+            "results/reports/experimental_reliability.png",
+            category="Measured spectra",
+            caption="../report/experimental.rst",
+        ),
+        json="results/reports/experimental.json",
+        csv="results/reports/experimental.csv",
+    log:
+        "results/logs/reports/experimental.log",
+    conda:
+        ENV
+    params:
+        scan_dir=config["reports"]["measured"]["dir"],
+        spectra=config["spectra"],
+    script:
+        "../scripts/experimental.py"

@@ -46,6 +46,11 @@ def check_finite_spectra(spectrum: np.ndarray, energy: np.ndarray) -> None:
                          "leave failed sites out")
 
 
+def group_of(element: str) -> str:
+    """The site group of one absorbing element: oxygen sites have their own descriptors."""
+    return "O" if str(element) == "O" else "nonO"
+
+
 def group_mask(elements: np.ndarray, group: str) -> np.ndarray:
     """Rows of a site table that belong to a site group ('O' sites or all other absorbers)."""
     if group not in GROUP_TARGETS:

@@ -129,12 +129,12 @@ R2_FLOOR = -1.0  # below it a model predicts worse than the mean by far; a deepe
 def _clip_r2_axis(ax) -> str:
     """Keep an R² panel readable when one model collapses (R² of -10⁵ flattens the rest): floor the axis and
     name what fell through it."""
-    lows = [(line.get_label(), np.nanmin(line.get_ydata())) for line in ax.lines
-            if np.isfinite(line.get_ydata()).any()]
-    fallen = [(label, low) for label, low in lows if low < R2_FLOOR]
+    finite = [line for line in ax.lines if np.isfinite(line.get_ydata()).any()]
+    fallen = [(line.get_label(), np.nanmin(line.get_ydata())) for line in finite
+              if np.nanmin(line.get_ydata()) < R2_FLOOR]
     if not fallen:
         return ""
-    top = max(1.03, max(np.nanmax(line.get_ydata()) for line in ax.lines if np.isfinite(line.get_ydata()).any()))
+    top = max(1.03, max(np.nanmax(line.get_ydata()) for line in finite))
     ax.set_ylim(R2_FLOOR - 0.05, min(top, 1.03))
     return "below the axis: " + ", ".join(f"{label} (min {low:.3g})" for label, low in fallen)
 

@@ -10,26 +10,15 @@ import numpy as np
 
 from ..atomic import write_json
 from ..errors import ReportError
+from ..evaluate import latent_vectors
 from ..models.family import load_model
 from ..models.targets import group_mask
 from .figures import pyplot, save_png
 
 
-def spt_latent(model, spectra: np.ndarray, energy: np.ndarray, elements: np.ndarray,
-               batch_size: int = 512) -> np.ndarray:
+def spt_latent(model, spectra: np.ndarray, energy: np.ndarray, elements: np.ndarray) -> np.ndarray:
     """The joint SPT's shared latent vector (what every head reads) for each spectrum."""
-    import torch
-
-    network, meta = model.state, model.extra["meta"]
-    index = np.searchsorted(meta["elements"], elements).astype(np.int64)
-    network.eval()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(spectra), batch_size):
-            window = slice(start, start + batch_size)
-            out.append(network.embed(torch.from_numpy(spectra[window]), torch.from_numpy(energy[window]),
-                                     torch.from_numpy(index[window])).numpy())
-    return np.concatenate(out) if out else np.empty((0, network.hparams["readout_dim"]), dtype=np.float32)
+    return latent_vectors(model.state, model.extra["meta"], spectra, energy, elements)
 
 
 def embed_2d(features: np.ndarray, cfg: dict) -> np.ndarray:

@@ -19,13 +19,11 @@ import numpy as np
 from pymatgen.core import Structure
 
 from ..atomic import write_text
-from ..config import REPO_ROOT, stable_hash
+from ..config import CHGNET_MAX_Z, REPO_ROOT, stable_hash
 from ..errors import StructureError
 
 METHODS = ("none", "chgnet")
 OPTIMIZERS = ("FIRE", "BFGS")
-# Elements CHGNet 0.3.0 was trained on (Materials Project trajectories): H..Bi plus Ac..Pu.
-CHGNET_MAX_Z = 94
 SHIPPED_RELAXED = REPO_ROOT / "resources" / "relaxed"
 
 log = logging.getLogger(__name__)
