@@ -25,7 +25,7 @@ CARD = "results/reports/dataset_card.md"
 # built (the benchmark report then quotes their spread, so it must be for the current data)
 MODEL_RULES = {"train_spt", "train_spt_expert", "evaluate_spt", "train_baseline", "benchmark", "robustness",
                "expert_vs_joint", "umap_embed", "seed_run", "benchmark_seeds", "train_diffusion", "evaluate_diffusion",
-               "diffusion_consistency", "diffusion_report", "delithiation"}
+               "diffusion_consistency", "diffusion_report", "delithiation", "experimental"}
 
 
 def _feff_docs(wf):
@@ -239,6 +239,7 @@ def test_html_report(tiny_workflow):
     wf.snakemake("--report", "report.html")
     html = (wf.root / "report.html").read_text(errors="replace")
     assert "dataset_card" in html or "example_spectra" in html
+    assert "experimental_os.png" in html and "Measured spectra" in html
 
 
 def test_rules_are_snakefmt_formatted_and_lint_clean():

@@ -190,8 +190,8 @@ def delithiation_stage(shards: list[str], spt_checkpoint: str, baseline_paths: l
     write_delithiation(shards, spt_checkpoint, baseline_paths, benchmark_json, structure_paths, outputs, family)
 
 
-def experimental_stage(scan_dir: str, standards: str, spt_checkpoint: str, shards: list[str], spectra_cfg: dict,
+def experimental_stage(scans: list[str], standards: str, spt_checkpoint: str, shards: list[str], spectra_cfg: dict,
                        outputs: dict) -> None:
     from .reports.experimental import write_experimental
 
-    write_experimental(scan_dir, standards, spt_checkpoint, shards, spectra_cfg, outputs)
+    write_experimental(scans, standards, spt_checkpoint, shards, spectra_cfg, outputs)

@@ -221,7 +221,6 @@ rule experimental:
     conda:
         ENV
     params:
-        scan_dir=config["reports"]["measured"]["dir"],
         spectra=config["spectra"],
     script:
         "../scripts/experimental.py"

@@ -50,16 +50,18 @@ def compound_of(source: str, standards: list[dict]) -> dict | None:
     return max(matches, key=lambda s: len(s["file_prefix"]), default=None)
 
 
-def predict_scans(scan_dir: str, checkpoint: str, spectra_cfg: dict) -> tuple[list[dict], list[dict], list[dict],
-                                                                                 dict]:
-    """items (processed spectra), results and failed rows of `xasengine predict` on every scan in scan_dir."""
+def predict_scans(scans: list[str], checkpoint: str, spectra_cfg: dict) -> tuple[list[dict], list[dict], list[dict],
+                                                                                dict]:
+    """items (processed spectra), results and failed rows of `xasengine predict` on the scan files."""
     from ..predict import _load_models, gathered_items, predict_items
 
     models = _load_models(checkpoint)
     if GROUP not in models:
         raise ReportError(f"{checkpoint} is not a {GROUP} SPT checkpoint")
     grid_len = len(models[GROUP][1]["energy_grid"])
-    args = SimpleNamespace(inputs=[scan_dir], element=None, edge=None, mode="auto", athena_group=None, e0_shift=None)
+    if not scans:
+        raise ReportError("no measured scan files (.xdi, .prj) to report on")
+    args = SimpleNamespace(inputs=list(scans), element=None, edge=None, mode="auto", athena_group=None, e0_shift=None)
     items, failed = gathered_items(args, grid_len, spectra_cfg)
     results, unfit = predict_items(items, models)
     return items, results, failed + unfit, models
@@ -287,17 +289,17 @@ def report_html(result: dict, png_names: dict) -> str:
     ])
 
 
-def write_experimental(scan_dir: str, standards_path: str, checkpoint: str, shards: list[str], spectra_cfg: dict,
+def write_experimental(scans: list[str], standards_path: str, checkpoint: str, shards: list[str], spectra_cfg: dict,
                        outputs: dict) -> dict:
     """outputs: json, csv, html, oxidation, probabilities, spectra, reliability (PNGs)."""
     from ..predict import plot_predictions
 
     standards = read_standards(standards_path)
-    items, results, failed, models = predict_scans(scan_dir, checkpoint, spectra_cfg)
+    items, results, failed, models = predict_scans(scans, checkpoint, spectra_cfg)
     model, meta, _ = models[GROUP]
     rows = scan_rows(results, standards, meta)
     if not rows:
-        raise ReportError(f"no scan in {scan_dir} matches a compound of {standards_path}")
+        raise ReportError(f"no scan of {len(scans)} files matches a compound of {standards_path}")
     result = experimental(rows, failed, simulated_test_reliability(shards, model, meta), str(checkpoint))
     plot_oxidation(result, outputs["oxidation"])
     plot_probabilities(result, outputs["probabilities"])
