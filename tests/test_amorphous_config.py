@@ -22,6 +22,8 @@ def test_default_config_valid_and_off():
     ({"protocol": {"melt_K": 200.0}}, "melt_K: 200 K must exceed final_K"),
     ({"protocol": {"melt_K": 9000.0}}, "amorphous.protocol.melt_K"),
     ({"protocol": {"melt_steps": 0}}, "amorphous.protocol.melt_steps"),
+    ({"seeds": [1], "finetune_cells": 1}, "leaves none held out"),
+    ({"seeds": [1, 1, 2]}, "amorphous.seeds: [1, 1, 2] has non-unique elements"),
 ])
 def test_bad_amorphous_config_names_the_problem(amo, needle):
     problems = config_problems(_config(**amo))[1]

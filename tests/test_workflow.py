@@ -25,7 +25,8 @@ CARD = "results/reports/dataset_card.md"
 # built (the benchmark report then quotes their spread, so it must be for the current data)
 MODEL_RULES = {"train_spt", "train_spt_expert", "evaluate_spt", "train_baseline", "benchmark", "robustness",
                "expert_vs_joint", "umap_embed", "seed_run", "benchmark_seeds", "train_diffusion", "evaluate_diffusion",
-               "diffusion_consistency", "diffusion_report", "delithiation", "experimental"}
+               "diffusion_consistency", "diffusion_report", "delithiation", "experimental", "finetune_spt",
+               "amorphous_report"}
 
 
 def _feff_docs(wf):
@@ -248,3 +249,24 @@ def test_rules_are_snakefmt_formatted_and_lint_clean():
     assert fmt.returncode == 0, fmt.stderr + fmt.stdout
     lint = subprocess.run(["snakemake", "--lint"], cwd=REPO, capture_output=True, text=True)
     assert lint.returncode == 0 and "good condition" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+
+
+def test_amorphous_cells_run_through_the_engine_to_their_report(tiny_workflow):
+    """The tiny config's two MD cells: gathered by the structures checkpoint under their own splits, a per-element
+    site sample simulated and sharded, the joint SPT fine-tuned on one cell, both scored on the other."""
+    from xasengine.shards import read_shards
+    from xasengine.train import load_checkpoint
+
+    results = tiny_workflow.root / "results"
+    index = (results / "structures" / "index.tsv").read_text()
+    assert "amorphous-LiCoO2-s1\t" in index and "amorphous-train" in index and "amorphous-test" in index
+    table = read_shards(sorted((results / "shards").glob("*.h5")), only_ok=True)
+    split = np.asarray(table["split"]).astype(str)
+    assert {"amorphous-train", "amorphous-test"} <= set(split)
+    assert (split == "amorphous-test").sum() == 3  # Co, Li, O: one site per element (sites_per_cell 1)
+    _, meta = load_checkpoint(results / "models" / "spt-amorphous-nonO.pt")
+    assert meta["finetune"]["split"] == "amorphous-train" and meta["finetune"]["n_sites"] == 2
+    report = json.loads((results / "reports" / "amorphous.json").read_text())
+    scores = report["groups"]["nonO"]["scores"]
+    assert set(scores) >= {"zero-shot SPT", "fine-tuned SPT"} and "PSGO" not in scores["zero-shot SPT"]
+    assert report["counts"]["amorphous-test/nonO"] == {"sites": 2, "cells": 1}

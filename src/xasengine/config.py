@@ -120,6 +120,10 @@ def _amorphous_problems(amo: dict, allowed: set[str]) -> list[str]:
     from pymatgen.core import Composition
 
     problems = []
+    seeds = amo.get("seeds", [])
+    if amo.get("finetune_cells", 1) >= len(set(seeds)):
+        problems.append(f"amorphous.finetune_cells: {amo.get('finetune_cells', 1)} of {len(set(seeds))} cells per "
+                        "composition leaves none held out for the amorphous report (must be < len(seeds))")
     for formula in amo.get("compositions", []):
         try:
             elements = {el.symbol: el.Z for el in Composition(formula).elements}

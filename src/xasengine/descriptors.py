@@ -11,7 +11,10 @@ Descriptor definitions (site ``i``; "first shell" = CrystalNN neighbours of ``i`
 
 - OS: oxidation state of ``i`` (bond valence, else composition guess); NaN (unlabelled) when only a fractional
   per-element guess exists, e.g. 2.125 for Co in a mixed-valence cell where bond valence failed: that says
-  which valences the element mixes, not which one this site has.
+  which valences the element mixes, not which one this site has. In a glass (amorphous cells, where
+  BVAnalyzer's symmetry-based assignment has nothing to work with) such an element's sites are instead ranked
+  by their bond-valence sum and take the two neighbouring integers, the higher on the largest sums, in the
+  proportion that keeps the cell neutral (``os_method`` "bv_ranked").
 - CN: number of first-shell neighbours.
 - CN2: number of unique sites, identified by (index, periodic image), that are CrystalNN
   neighbours of first-shell neighbours, excluding ``i`` itself and the first shell.
@@ -95,8 +98,41 @@ def decorate_oxidation_states(structure: Structure) -> tuple[Structure, str]:
     return decorated, "guess"
 
 
+BV_NEIGHBOUR_RADIUS = 3.0  # Å, bonds counted in a site's bond-valence sum (first shell of a TM oxide)
+
+
+def bv_ranked_valences(structure: Structure, guess: dict[str, float]) -> list[float]:
+    """Integer valences per site from a charge-balanced per-element guess, for a glass (see OS above)."""
+    from pymatgen.analysis.bond_valence import calculate_bv_sum
+
+    valences = [float(guess[site.specie.symbol]) for site in structure]
+    for element, value in guess.items():
+        if float(value).is_integer():
+            continue
+        indices = [i for i, site in enumerate(structure) if site.specie.symbol == element]
+        low = math.floor(value)
+        n_high = round((value - low) * len(indices))
+        sums = [calculate_bv_sum(structure[i], structure.get_neighbors(structure[i], BV_NEIGHBOUR_RADIUS))
+                for i in indices]
+        for rank, j in enumerate(np.argsort(sums, kind="stable")[::-1]):
+            valences[indices[j]] = float(low + 1 if rank < n_high else low)
+    return valences
+
+
+def _glass_oxidation_states(structure: Structure) -> tuple[Structure, str]:
+    decorated, method = decorate_oxidation_states(structure)
+    if method != "guess" or all(float(site.specie.oxi_state).is_integer() for site in decorated):
+        return decorated, method
+    plain = structure.copy()
+    plain.remove_oxidation_states()
+    guess = {site.specie.symbol: float(site.specie.oxi_state) for site in decorated}
+    out = plain.copy()
+    out.add_oxidation_state_by_site(bv_ranked_valences(plain, guess))
+    return out, "bv_ranked"
+
+
 def site_descriptors(
-    structure: Structure, site_indices: list[int] | None = None, symprec: float = 0.01
+    structure: Structure, site_indices: list[int] | None = None, symprec: float = 0.01, glass: bool = False
 ) -> dict[int, dict]:
     """Descriptors for each requested site (default: all sites), keyed by site index.
 
@@ -114,7 +150,7 @@ def site_descriptors(
     if out_of_range:
         raise DescriptorError(f"{formula}: site indices {out_of_range} out of range for {len(structure)} sites")
 
-    decorated, os_method = decorate_oxidation_states(structure)
+    decorated, os_method = (_glass_oxidation_states if glass else decorate_oxidation_states)(structure)
     psgo = _point_group_order(structure, symprec)
     neighbours = _neighbour_cache(decorated)
 
@@ -218,7 +254,8 @@ def descriptor_record(record, manifest: dict, symprec: float) -> dict:
     """Stage output for one structure: descriptors of its absorbing sites, or the reason they are missing."""
     indices = [s["site_index"] for s in manifest["sites"]]
     try:
-        sites = site_descriptors(record.structure, indices, symprec=symprec)
+        sites = site_descriptors(record.structure, indices, symprec=symprec,
+                                 glass=getattr(record, "site_sample", None) is not None)
     except DescriptorError as exc:
         return {"structure_id": record.id, "status": "failed", "message": str(exc), "os_method": "", "sites": {}}
     methods = {s["os_method"] for s in sites.values()}

@@ -29,6 +29,7 @@ from .descriptors import ALL_DESCRIPTORS
 from .errors import ShardError, SpectrumError
 from .readers import decode_strings, open_hdf5
 from .spectra import edge_grid, process
+from .structures.io import AMORPHOUS_SPLITS
 
 SCHEMA_VERSION = 1
 _STR = h5py.string_dtype()
@@ -41,7 +42,10 @@ def bucket_of(structure_id: str, n_buckets: int) -> int:
 
 
 def split_of(structure_id: str, family: str, split_cfg: dict) -> str:
-    """Material-wise split by a seeded hash of the id: adding a structure never moves another one."""
+    """Material-wise split by a seeded hash of the id: adding a structure never moves another one. Amorphous
+    cells keep the split their family names (structures.amorphous), outside the crystal splits."""
+    if family in AMORPHOUS_SPLITS:
+        return family
     if family in split_cfg["test_families"]:
         return "test"
     u = int(hashlib.sha256(f"{split_cfg['seed']}:{structure_id}".encode()).hexdigest(), 16) / 2**256

@@ -195,3 +195,20 @@ def experimental_stage(scans: list[str], standards: str, spt_checkpoint: str, sh
     from .reports.experimental import write_experimental
 
     write_experimental(scans, standards, spt_checkpoint, shards, spectra_cfg, outputs)
+
+
+def finetune_stage(shards: list[str], checkpoint: str, out_checkpoint: str, out_summary: str, amo: dict) -> None:
+    from .finetune import finetune_spt
+    from .structures.io import AMORPHOUS_SPLITS
+
+    table, _ = _training_table(shards)
+    summary = finetune_spt(checkpoint, table, out_checkpoint, AMORPHOUS_SPLITS[0], amo["finetune_epochs"],
+                           amo["finetune_lr"])
+    write_json(out_summary, summary)
+
+
+def amorphous_stage(shards: list[str], crystal: list[str], finetuned: list[str], baseline_paths: list[str],
+                    benchmark_json: str, outputs: dict) -> None:
+    from .reports.amorphous import write_amorphous
+
+    write_amorphous(shards, crystal, finetuned, baseline_paths, benchmark_json, outputs)

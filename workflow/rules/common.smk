@@ -14,6 +14,24 @@ def feff_data_config():
     return {k: v for k, v in config["feff"].items() if k not in FEFF_RUNTIME_KEYS}
 
 
+def amorphous_cells(wildcards):
+    """The amorphous cells the structures checkpoint gathers (none unless amorphous.enabled)."""
+    amo = config["amorphous"]
+    if not amo["enabled"]:
+        return []
+    return expand(
+        "results/amorphous/cells/{formula}-s{seed}.json",
+        formula=amo["compositions"],
+        seed=amo["seeds"],
+    )
+
+
+def amorphous_record_cfg():
+    """Only what shapes the amorphous structure records (their split and site sample)."""
+    amo = config["amorphous"]
+    return {k: amo[k] for k in ("seeds", "finetune_cells", "sites_per_cell")}
+
+
 def structure_ids():
     """Ids gathered by the `structures` checkpoint (re-evaluated after it runs)."""
     index = checkpoints.structures.get().output.index
@@ -216,6 +234,8 @@ def report_targets():
         targets.append("results/reports/expert_vs_joint.html")
     if config["diffusion"]["enabled"]:
         targets.append("results/reports/diffusion.html")
+    if config["amorphous"]["enabled"]:
+        targets.append("results/reports/amorphous.html")
     if config["reports"]["measured"]["dir"] and "nonO" in config["train"]["groups"]:
         targets.append("results/reports/experimental.html")
     if (

@@ -122,3 +122,24 @@ rule benchmark_seeds:
         ENV
     script:
         "../scripts/benchmark_seeds.py"
+
+
+# The joint SPT fine-tuned on the amorphous-train cells (issue 12); the amorphous report scores it.
+rule finetune_spt:
+    input:
+        shards=shard_paths,
+        checkpoint="results/models/spt-joint-{group}.pt",
+    output:
+        checkpoint="results/models/spt-amorphous-{group}.pt",
+        summary="results/models/spt-amorphous-{group}.json",
+    log:
+        "results/logs/models/spt-amorphous-{group}.log",
+    benchmark:
+        "results/benchmarks/models/spt-amorphous-{group}.tsv"
+    conda:
+        ENV
+    threads: config["resources"]["train_threads"]
+    params:
+        amo={k: config["amorphous"][k] for k in ("finetune_epochs", "finetune_lr")},
+    script:
+        "../scripts/finetune_spt.py"

@@ -224,3 +224,41 @@ rule experimental:
         spectra=config["spectra"],
     script:
         "../scripts/experimental.py"
+
+
+rule amorphous_report:
+    input:
+        shards=shard_paths,
+        crystal=expand("results/models/spt-joint-{g}.pt", g=config["train"]["groups"]),
+        finetuned=expand(
+            "results/models/spt-amorphous-{g}.pt", g=config["train"]["groups"]
+        ),
+        baselines=expand(
+            "results/models/{model}-{g}.joblib",
+            model=config["benchmark"]["models"],
+            g=config["train"]["groups"],
+        ),
+        benchmark="results/reports/benchmark.json",
+    output:
+        html=report(
+            "results/reports/amorphous.html",
+            category="Amorphous",
+            caption="../report/amorphous.rst",
+        ),
+        scores=report(
+            "results/reports/amorphous_scores.png",
+            category="Amorphous",
+            caption="../report/amorphous.rst",
+        ),
+        distributions=report(
+            "results/reports/amorphous_distributions.png",
+            category="Amorphous",
+            caption="../report/amorphous.rst",
+        ),
+        json="results/reports/amorphous.json",
+    log:
+        "results/logs/reports/amorphous.log",
+    conda:
+        ENV
+    script:
+        "../scripts/amorphous_report.py"

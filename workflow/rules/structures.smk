@@ -1,4 +1,6 @@
 checkpoint structures:
+    input:
+        amorphous=amorphous_cells,
     output:
         index="results/structures/index.tsv",
         failures="results/structures/failures.tsv",
@@ -9,12 +11,13 @@ checkpoint structures:
     params:
         options=config["structures"],
         json_dir="results/structures/json",
+        amorphous=amorphous_record_cfg(),
     script:
         "../scripts/structures.py"
 
 
 # One amorphous cell (melt-quench MD with CHGNet): shipped first, then results/amorphous_cache, else MD
-# (refused when amorphous.shipped_only). Not yet gathered by the structures checkpoint (issue 12).
+# (refused when amorphous.shipped_only). With amorphous.enabled the structures checkpoint gathers them.
 rule amorphous_cell:
     output:
         "results/amorphous/cells/{formula}-s{seed}.json",

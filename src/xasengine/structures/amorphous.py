@@ -21,7 +21,8 @@ from pymatgen.core import Composition, Lattice, Structure
 from ..atomic import write_text
 from ..config import REPO_ROOT, stable_hash
 from ..readers import read_json
-from .relax import RelaxError, RelaxSettings, check_elements, chgnet_calculator, potential_version, relax_structure
+from .io import AMORPHOUS_SPLITS, StructureRecord
+from .relax import NotConverged, RelaxError, RelaxSettings, check_elements, chgnet_calculator, potential_version, relax_structure
 
 TEMPERATURE_RANGE_K = (100.0, 6000.0)
 MAX_STEPS = 10_000_000
@@ -214,12 +215,44 @@ def amorphous_cell(formula: str, seed: int, amo: dict, out: str | Path, progress
             f"amorphous {formula} seed {seed}: no cell with these inputs (key {key}) in {shipped} or {cache}, "
             f"and amorphous.shipped_only is true; make it with: python -m xasengine.structures.amorphous "
             f"{formula} --atoms {n_atoms} --seed {seed} --out {shipped} (or set shipped_only: false)")
-    structure, provenance = melt_quench(formula, n_atoms, protocol, seed, relax, progress=progress)
+    try:
+        structure, provenance = melt_quench(formula, n_atoms, protocol, seed, relax, progress=progress)
+    except NotConverged as exc:  # recorded: the structures checkpoint lists it among the failures
+        write_text(out, json.dumps({"id": cell_id(formula, seed), "family": "amorphous", "status": "failed",
+                                    "message": str(exc), "input_key": key}, indent=1) + "\n")
+        return "failed"
     path = write_cell(cache, formula, structure, provenance | {"input_key": key})
     cached = cache / f"{key}.json"
     path.replace(cached)
     write_text(out, cached.read_text())
     return "md"
+
+
+def amorphous_split(seed: int, seeds: list[int], finetune_cells: int) -> str:
+    """The cells of a composition with the lowest `finetune_cells` seeds fine-tune; the rest are held out whole."""
+    return AMORPHOUS_SPLITS[0] if sorted(seeds).index(seed) < finetune_cells else AMORPHOUS_SPLITS[1]
+
+
+def amorphous_records(paths: list[str], amo: dict) -> tuple[list[StructureRecord], list[dict]]:
+    """The cells made by rule amorphous_cell as structure records: family = their split, the MD and relaxation
+    provenance kept as the record's relaxation, and a per-element site sample instead of symmetry reduction;
+    and a failure row for each cell whose MD relaxation did not converge."""
+    records, failures = [], []
+    for path in paths:
+        doc = read_json(path)
+        if doc.get("status") == "failed":
+            failures.append({"structure_id": doc.get("id", Path(path).stem), "site_index": "", "stage": "amorphous",
+                             "message": doc.get("message", "")})
+            continue
+        try:
+            structure, seed = Structure.from_dict(doc["structure"]), int(doc["provenance"]["seed"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RelaxError(f"damaged amorphous cell {path}: {exc!r}") from exc
+        family = amorphous_split(seed, amo["seeds"], amo["finetune_cells"])
+        records.append(StructureRecord(doc["id"], structure, "amorphous", family,
+                                       f"CHGNet melt-quench, seed {seed}", relaxation=doc["provenance"],
+                                       site_sample=int(amo["sites_per_cell"])))
+    return records, failures
 
 
 def write_amorphous_cell(formula: str, seed: int, amo: dict, out: str | Path) -> None:

@@ -33,8 +33,12 @@ def _library_records(options: dict) -> list[StructureRecord]:
     return [StructureRecord(e.id, e.structure, "library", e.family, e.source) for e in entries]
 
 
-def collect_structures(options: dict) -> tuple[list[StructureRecord], list[dict]]:
-    """Records that later stages can process, and one failure row for each structure that cannot be."""
+def collect_structures(options: dict, amorphous_cells: list[str] = (), amorphous: dict | None = None,
+                       ) -> tuple[list[StructureRecord], list[dict]]:
+    """Records that later stages can process, and one failure row for each structure that cannot be.
+
+    amorphous_cells (rule amorphous_cell's outputs) join as they are: already relaxed, and exempt from
+    max_sites, since only a sample of their sites is simulated."""
     if options["source"] == "mp":
         from .mp import fetch_mp
 
@@ -65,7 +69,23 @@ def collect_structures(options: dict) -> tuple[list[StructureRecord], list[dict]
             failures.append({"structure_id": rec.id, "site_index": "", "stage": "structures", "message": str(exc)})
             continue
         records.append(rec)
-    return _relaxed(records, options, failures), failures
+    records = _relaxed(records, options, failures)
+    if amorphous_cells:
+        from .amorphous import amorphous_records
+
+        cells, failed = amorphous_records(list(amorphous_cells), amorphous or {})
+        failures += failed
+        for rec in cells:
+            try:
+                check_processable(rec.structure, rec.id)
+                check_elements(rec.structure, rec.id, options["allowed_elements"])
+            except StructureError as exc:
+                failures.append({"structure_id": rec.id, "site_index": "", "stage": "structures", "message": str(exc)})
+                continue
+            if rec.id in seen:
+                raise StructureError(f"duplicate structure id {rec.id}: ids must be unique")
+            records.append(rec)
+    return records, failures
 
 
 def _relaxed(records: list[StructureRecord], options: dict, failures: list[dict]) -> list[StructureRecord]:
@@ -104,9 +124,10 @@ def read_tsv(path: str | Path) -> list[dict]:
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
-def write_structures(options: dict, json_dir: str | Path, index_path: str | Path, failures_path: str | Path) -> int:
+def write_structures(options: dict, json_dir: str | Path, index_path: str | Path, failures_path: str | Path,
+                     amorphous_cells: list[str] = (), amorphous: dict | None = None) -> int:
     """Per-structure JSONs are rewritten only when their content changed, so unchanged structures stay up to date."""
-    records, failures = collect_structures(options)
+    records, failures = collect_structures(options, amorphous_cells, amorphous)
     rows = []
     for rec in sorted(records, key=lambda r: r.id):
         write_record(rec, json_dir)

@@ -14,6 +14,10 @@ from ..atomic import write_text_if_changed
 from ..errors import StructureError
 from ..readers import UnreadableFile, reading
 
+# Amorphous cells are split by cell, not by the material-wise hash: their family is the split they belong to
+# (the few fine-tuning cells and the held-out rest), kept apart from the crystal train/val/test splits.
+AMORPHOUS_SPLITS = ("amorphous-train", "amorphous-test")
+
 
 @dataclass
 class StructureRecord:
@@ -23,6 +27,7 @@ class StructureRecord:
     family: str
     reference: str = ""
     relaxation: dict | None = None  # CHGNet provenance when the structure was relaxed (structures/relax.py)
+    site_sample: int | None = None  # absorbing sites drawn per element instead of symmetry reduction (glasses)
 
     @property
     def hash(self) -> str:
@@ -41,6 +46,8 @@ class StructureRecord:
         }
         if self.relaxation:  # absent for unrelaxed structures, so their JSON (and its mtime) does not change
             doc["relaxation"] = self.relaxation
+        if self.site_sample is not None:
+            doc["site_sample"] = self.site_sample
         return json.dumps(doc, sort_keys=True, indent=1) + "\n"
 
 
@@ -115,4 +122,5 @@ def load_record(path: str | Path) -> StructureRecord:
             family=doc["family"],
             reference=doc.get("reference", ""),
             relaxation=doc.get("relaxation"),
+            site_sample=doc.get("site_sample"),
         )

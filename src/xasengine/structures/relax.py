@@ -35,6 +35,10 @@ class RelaxError(StructureError):
     stage = "relax"
 
 
+class NotConverged(RelaxError):
+    """The optimizer hit its step limit: a recorded failure of that structure, not a crash of the run."""
+
+
 @dataclass(frozen=True)
 class RelaxSettings:
     optimizer: str = "BFGS"
@@ -130,7 +134,7 @@ def relax_structure(structure: Structure, settings: RelaxSettings, label: str = 
     seconds = time.perf_counter() - start
     force_final = _max_force(target)  # what the optimizer compared with fmax (cell filter: atoms + cell rows)
     if not converged:
-        raise RelaxError(
+        raise NotConverged(
             f"{label}: CHGNet relaxation did not converge in {settings.max_steps} steps "
             f"(max force {force_final:.3f} eV/Å > fmax {settings.fmax})"
         )
