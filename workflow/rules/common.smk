@@ -26,6 +26,13 @@ def amorphous_cells(wildcards):
     )
 
 
+def finetuned_models(wildcards):
+    """The fine-tuned SPTs the amorphous report scores (none with amorphous.finetune_cells 0)."""
+    if config["amorphous"]["finetune_cells"] == 0:
+        return []
+    return [f"results/models/spt-amorphous-{g}.pt" for g in config["train"]["groups"]]
+
+
 def amorphous_record_cfg():
     """Only what shapes the amorphous structure records (their split and site sample)."""
     amo = config["amorphous"]

@@ -230,9 +230,7 @@ rule amorphous_report:
     input:
         shards=shard_paths,
         crystal=expand("results/models/spt-joint-{g}.pt", g=config["train"]["groups"]),
-        finetuned=expand(
-            "results/models/spt-amorphous-{g}.pt", g=config["train"]["groups"]
-        ),
+        finetuned=finetuned_models,
         baselines=expand(
             "results/models/{model}-{g}.joblib",
             model=config["benchmark"]["models"],

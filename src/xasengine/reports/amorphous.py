@@ -22,6 +22,7 @@ from .figures import pyplot, save_png
 from .tables import fmt, heading, html_page, html_table, paragraph
 
 ILL_POSED = {"PSGO": "the order of the crystal's point group: a glass cell has none (P1), so every site reads 1"}
+UNITS = {"NNRS": "Å", "MOOD": "Å", "NNOSM": "e"}  # the rest are counts or formal charges
 BASELINE_DESCRIPTOR = {"nonO": "OS", "O": "CN"}  # which test score picks a group's best baseline
 FINETUNE_SPLIT, HELD_OUT = AMORPHOUS_SPLITS
 
@@ -65,11 +66,13 @@ def amorphous_result(table: dict, crystal: dict, finetuned: dict, baselines: dic
     for group, model in crystal.items():
         if counts[f"{HELD_OUT}/{group}"]["sites"] == 0:
             continue
-        entry = {"zero-shot SPT": scores_of(model, table), "fine-tuned SPT": scores_of(finetuned[group], table)}
+        entry = {"zero-shot SPT": scores_of(model, table)}
+        if group in finetuned:  # amorphous.finetune_cells 0: zero-shot only
+            entry["fine-tuned SPT"] = scores_of(finetuned[group], table)
         if baselines.get(group) is not None:
             entry[f"zero-shot {baselines[group].label}"] = scores_of(baselines[group], table)
-        groups[group] = {"scores": entry, "finetune": finetuned[group].extra.get("meta", {}).get("finetune", {}),
-                         "distributions": distributions(table, group)}
+        tune = finetuned[group].extra.get("meta", {}).get("finetune", {}) if group in finetuned else {}
+        groups[group] = {"scores": entry, "finetune": tune, "distributions": distributions(table, group)}
     if not groups:
         raise ReportError(f"no sites in split {HELD_OUT!r}: enable amorphous cells (config amorphous.enabled) and "
                           "keep at least one cell per composition out of fine-tuning")
@@ -117,6 +120,7 @@ def plot_distributions(result: dict, path: str) -> None:
         ax.hist(data["crystal"], bins=bins, density=True, alpha=0.6, label=f"crystal ({len(data['crystal'])})")
         ax.hist(data["amorphous"], bins=bins, density=True, alpha=0.6, label=f"amorphous ({len(data['amorphous'])})")
         ax.set_title(f"{group} {name}" + (" (ill-posed in a glass)" if name in ILL_POSED else ""), fontsize=9)
+        ax.set_xlabel(f"{name} ({UNITS[name]})" if name in UNITS else name, fontsize=8)
         ax.set_ylabel("density")
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
@@ -135,9 +139,9 @@ def report_html(result: dict) -> str:
                 + [fmt(_main(entry["scores"][label][name])) for label in labels] for name in names]
         tune = entry["finetune"]
         parts += [heading(f"{group} sites"), html_table(["descriptor", "score"] + labels, rows),
-                  paragraph(f"Fine-tuning: {tune.get('n_sites', '?')} sites of split {FINETUNE_SPLIT}, "
-                            f"{tune.get('epochs', '?')} epochs at lr {tune.get('lr', '?')}, "
-                            f"{tune.get('seconds', '?')} s.")]
+                  paragraph(f"Fine-tuning: {tune['n_sites']} sites of split {FINETUNE_SPLIT}, {tune['epochs']} "
+                            f"epochs at lr {tune['lr']}, {tune['seconds']} s." if tune else
+                            "No fine-tuning (amorphous.finetune_cells: 0): zero-shot only.")]
     parts.append(paragraph("Not scored: " + "; ".join(f"{k}, {v}" for k, v in result["ill_posed"].items()) + "."))
     return html_page("Amorphous oxides: zero-shot and fine-tuned predictions on held-out glass cells", parts)
 
