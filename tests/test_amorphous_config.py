@@ -51,3 +51,11 @@ def test_the_shipped_cell_is_found_by_the_default_configs_inputs_without_md(tmp_
     doc = json.loads(out.read_text())
     assert doc["provenance"]["n_atoms"] == 96 and doc["provenance"]["relaxation"]["max_force_final_eV_per_A"] <= 0.05
     assert not (tmp_path / "cache").exists()
+
+
+def test_zero_shot_only_needs_no_second_cell():
+    """finetune_cells 0 holds every cell out (a single seed is enough) and the report skips fine-tuning."""
+    from xasengine.structures.amorphous import amorphous_split
+
+    assert config_problems(_config(seeds=[1], finetune_cells=0))[1] == []
+    assert amorphous_split(1, [1], 0) == "amorphous-test" and amorphous_split(1, [1, 2], 1) == "amorphous-train"
