@@ -216,8 +216,12 @@ def plot_reliability(calibration: dict, path: str) -> None:
     for ax, name in zip(axes.flat, names):
         for when, style in (("before", "o--"), ("after", "s-")):
             bins = calibration[name][when]["bins"]
-            ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], style, ms=4,
-                    label=f"{when} (ECE {calibration[name][when]['ece']:.3f})")
+            x, y = [b["confidence"] for b in bins], [b["accuracy"] for b in bins]
+            line, = ax.plot(x, y, style, ms=4, label=f"{when} (ECE {calibration[name][when]['ece']:.3f})")
+            if when == "after":  # how many sites each point rests on: a lone site makes a 0-or-1 point
+                for xi, yi, b in zip(x, y, bins):
+                    ax.annotate(f"n={b['n']}", (xi, yi), xytext=(3, -10), textcoords="offset points", fontsize=6.5,
+                                color=line.get_color())
         ax.plot([0, 1], [0, 1], color="0.5", lw=0.8, ls=":")
         ax.set_title(f"{name}, {calibration[name]['after']['n']} test sites, T = "
                      f"{fmt(calibration[name]['temperature'], 2)}", fontsize=9)
