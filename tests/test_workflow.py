@@ -12,6 +12,7 @@ import time
 import h5py
 import numpy as np
 import pytest
+import yaml
 
 from conftest import DATA, REPO, WorkflowCopy, tiny_config
 from xasengine.shards import SCHEMA_VERSION, read_shards
@@ -251,13 +252,17 @@ def test_rules_are_snakefmt_formatted_and_lint_clean():
     assert lint.returncode == 0 and "good condition" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
 
 
-def test_amorphous_cells_run_through_the_engine_to_their_report(tiny_workflow):
-    """The tiny config's two MD cells: gathered by the structures checkpoint under their own splits, a per-element
-    site sample simulated and sharded, the joint SPT fine-tuned on one cell, both scored on the other."""
+def test_amorphous_cells_run_through_the_engine_to_their_report(tmp_path):
+    """Two 8-atom MD cells (tests/configs/tiny_amorphous.yaml): gathered by the structures checkpoint under their
+    own splits, a per-element site sample simulated and sharded, the joint SPT fine-tuned on one cell, both scored
+    on the other. Its own workflow copy, so the other tests keep the five crystal structures they count."""
     from xasengine.shards import read_shards
     from xasengine.train import load_checkpoint
 
-    results = tiny_workflow.root / "results"
+    amorphous = yaml.safe_load((REPO / "tests" / "configs" / "tiny_amorphous.yaml").read_text())
+    wf = WorkflowCopy(tmp_path, tiny_config(amorphous=amorphous["amorphous"]))
+    wf.snakemake("results/reports/amorphous.html")
+    results = wf.root / "results"
     index = (results / "structures" / "index.tsv").read_text()
     assert "amorphous-LiCoO2-s1\t" in index and "amorphous-train" in index and "amorphous-test" in index
     table = read_shards(sorted((results / "shards").glob("*.h5")), only_ok=True)
