@@ -17,16 +17,9 @@ import torch
 
 from .errors import ModelError
 from .models.loss import masked_loss
-from .models.targets import TargetSpec, group_mask
+from .evaluate import scored_rows
+from .models.targets import TargetSpec
 from .train import augment, load_checkpoint, save_checkpoint, seed_everything
-
-
-def finetune_rows(table: dict, meta: dict, split: str) -> np.ndarray:
-    """Sites of the split in the model's group whose absorber the model can embed."""
-    elements = np.asarray(table["element"]).astype(str)
-    trained = meta["elements"] if meta["group"] == "nonO" else ["O"]
-    return group_mask(elements, meta["group"]) & (np.asarray(table["split"]).astype(str) == split) & np.isin(
-        elements, trained)
 
 
 def finetune_spt(checkpoint: str | os.PathLike, table: dict, out_path: str | os.PathLike, split: str,
@@ -34,7 +27,7 @@ def finetune_spt(checkpoint: str | os.PathLike, table: dict, out_path: str | os.
     """The crystal checkpoint trained `epochs` more passes over the split's sites at `lr`; saved to out_path.
     Returns a summary (sites, epochs, seconds, mean training loss per epoch)."""
     model, meta = load_checkpoint(checkpoint)
-    rows = np.flatnonzero(finetune_rows(table, meta, split))
+    rows = np.flatnonzero(scored_rows(table, meta, split)[0])  # the split's sites the model can embed
     if rows.size == 0:
         raise ModelError(f"no {meta['group']} sites in split {split!r} to fine-tune {checkpoint} on")
     specs = [TargetSpec.from_dict(d) for d in meta["targets"]]
