@@ -21,7 +21,6 @@ shared measured scan the exact OS (integer-OS compounds) and per compound |expec
 from __future__ import annotations
 
 import argparse
-import csv
 import glob
 import json
 import time
@@ -35,16 +34,12 @@ from sklearn.metrics import f1_score
 from xasengine.alignment import FEFF_METAL_EDGE_EV, augment, cumulative, edge_position, foil_grid, on_foil_axis
 from xasengine.config import load_config
 from xasengine.measured import calibrate, normalise, read_scans, tabulated_edge
+from xasengine.reports.experimental import compound_of, read_standards
 from xasengine.shards import read_shards
 from xasengine.spectra import edge_grid, find_e0, normalize, to_grid
 
 ELEMENTS = ("Mn", "Co", "Ni")
 N_AUG = 3
-
-
-def load_standards(path: Path) -> list[dict]:
-    rows = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
-    return [{**r, "OS": float(r["OS"]), "CN": float(r["CN"])} for r in csv.DictReader(rows, delimiter="\t")]
 
 
 def simulated(table: dict, spectra_cfg: dict) -> dict:
@@ -69,7 +64,7 @@ def measured(folder: Path, standards: list[dict], spectra_cfg: dict) -> list[dic
     items = []
     for scan in calibrate(scans):
         name = Path(scan.source).name
-        std = next((s for s in standards if name.startswith(s["file_prefix"] + "_")), None)
+        std = compound_of(scan.source, standards)
         if std is None:
             continue
         e0 = find_e0(scan.energy, scan.mu, 1.0)
@@ -174,7 +169,7 @@ def main() -> None:
     spectra_cfg = load_config("config.yaml")["spectra"]
     grid_a = edge_grid(spectra_cfg, "Mn", "K")
     sim = simulated(read_shards(sorted(glob.glob(args.shards)), only_ok=True), spectra_cfg)
-    items = measured(Path(args.measured), load_standards(Path(args.standards)), spectra_cfg)
+    items = measured(Path(args.measured), read_standards(args.standards), spectra_cfg)
     for it in items:
         it["edge"] = edge_position(it["energy"] - it["metal_edge"], it["norm"], after=-10.0)
     print(f"{len(sim['os'])} simulated sites ({(sim['split'] == 'train').sum()} train, "

@@ -107,7 +107,7 @@ def test_bad_input_gives_one_error_line_and_nonzero_exit(tiny_workflow, tmp_path
 def test_plot_draws_inputs_with_nearest_training_spectra(tiny_workflow, tmp_path):
     from PIL import Image
 
-    from xasengine.predict import _load_models, nearest_training
+    from xasengine.predict import load_models, nearest_training
 
     out = tmp_path / "pred.png"
     missing = tmp_path / "nope.xdi"  # a failed input: still listed, skipped in the figure
@@ -123,7 +123,7 @@ def test_plot_draws_inputs_with_nearest_training_spectra(tiny_workflow, tmp_path
     assert _predict(tiny_workflow, str(XDI / "MnO2_rt_01.xdi"), "--plot", str(single)).returncode == 0
     assert single.stat().st_size > 10_000
     # the nearest spectra are training spectra of the same element, nearest first
-    meta = _load_models(str(tiny_workflow.root / "results" / "models"))["nonO"][1]
+    meta = load_models(str(tiny_workflow.root / "results" / "models"))["nonO"][1]
     refs = meta["references"]["Mn"]
     bank = np.asarray(refs["spectrum"], dtype=np.float64)
     query = bank[0] + 0.01

@@ -71,17 +71,8 @@ def latent_vectors(model: SPT, meta: dict, spectra, energy, elements, batch_size
     out-of-distribution score measures distances in it."""
     spectra, energy, element_index = _as_inputs(spectra, energy, elements, meta, model.grid_len)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(spectra), batch_size):
-            window = slice(start, start + batch_size)
-            out.append(model.embed(torch.from_numpy(spectra[window]).to(device),
-                                   torch.from_numpy(energy[window]).to(device),
-                                   torch.from_numpy(element_index[window]).to(device)).cpu().numpy())
-    model.train(was_training)
-    return np.concatenate(out) if out else np.empty((0, model.hparams["readout_dim"]), dtype=np.float32)
+    return model.embed_batched(torch.from_numpy(spectra).to(device), torch.from_numpy(energy).to(device),
+                               torch.from_numpy(element_index).to(device), batch_size).numpy()
 
 
 def scored_rows(table: dict, meta: dict, split: str = "test") -> tuple[np.ndarray, int]:

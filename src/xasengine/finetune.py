@@ -16,10 +16,9 @@ import numpy as np
 import torch
 
 from .errors import ModelError
-from .models.loss import masked_loss
 from .evaluate import scored_rows
 from .models.targets import TargetSpec
-from .train import augment, load_checkpoint, save_checkpoint, seed_everything
+from .train import load_checkpoint, save_checkpoint, seed_everything, train_step
 
 
 def finetune_spt(checkpoint: str | os.PathLike, table: dict, out_path: str | os.PathLike, split: str,
@@ -46,15 +45,8 @@ def finetune_spt(checkpoint: str | os.PathLike, table: dict, out_path: str | os.
     for _ in range(epochs):
         losses = []
         for chunk in torch.randperm(len(rows), generator=shuffler).split(batch_size):
-            batch = augment(spectrum[chunk], energy[chunk], cfg["noise_std"], cfg["shift_ev"], cfg["broaden_ev"],
-                            cfg["stretch"])
-            loss, _ = masked_loss(model(batch, energy[chunk], element[chunk]),
-                                  {name: values[chunk] for name, values in targets.items()}, specs)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
-            optimizer.step()
-            losses.append(float(loss.detach()))
+            losses.append(train_step(model, optimizer, spectrum[chunk], energy[chunk], element[chunk],
+                                     {name: values[chunk] for name, values in targets.items()}, specs, cfg))
         history.append(round(float(np.mean(losses)), 5))
     model.eval()
     summary = {"from": str(checkpoint), "split": split, "n_sites": int(rows.size), "epochs": int(epochs),

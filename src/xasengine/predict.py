@@ -26,7 +26,7 @@ SPECTRUM_SUFFIXES = {".xdi", ".dat", ".txt", ".csv", ".xmu", ".nor"}
 SMOOTH_MEASURED_EV = 1.0  # light smoothing before locating E0 in noisy measured data
 
 
-def _load_models(model_path: str) -> dict:
+def load_models(model_path: str) -> dict:
     """A checkpoint file, or a folder with spt-joint-nonO.pt / spt-joint-O.pt; keyed by site group."""
     from .train import load_checkpoint
 
@@ -311,7 +311,7 @@ def plot_predictions(path: str, items: list[dict], results: list[dict], models: 
 
 def predict_cli(args) -> int:
     """Each input file succeeds or fails on its own: 1 if any failed (each named on stderr and as a failed row)."""
-    models = _load_models(args.model)
+    models = load_models(args.model)
     grid_len = len(next(iter(models.values()))[1]["energy_grid"])
     items, failed = gathered_items(args, grid_len)
     results, unfit = predict_items(items, models, args.ood_percentile)

@@ -241,14 +241,7 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
         model.train()
         batch_losses = []
         for chunk in train_index[torch.randperm(len(train_index), generator=shuffler)].split(cfg["batch_size"]):
-            spectrum, energy, element, batch_targets = data.batch(chunk, device)
-            spectrum = augment(spectrum, energy, cfg["noise_std"], cfg["shift_ev"], cfg["broaden_ev"], cfg["stretch"])
-            loss, _ = masked_loss(model(spectrum, energy, element), batch_targets, data.specs)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
-            optimizer.step()
-            batch_losses.append(loss.item())
+            batch_losses.append(train_step(model, optimizer, *data.batch(chunk, device), data.specs, cfg))
         val_loss, val_score = _evaluate_split(model, data, data.split_index["val"], 1024, device)
         history.append({"epoch": epoch, "train_loss": float(np.mean(batch_losses)), "val_loss": val_loss,
                         "val_score": val_score, "lr": optimizer.param_groups[0]["lr"]})
@@ -300,7 +293,7 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
         "domain": fit_domain(data.spectrum[train_index].numpy(),
                              data.spectrum[torch.from_numpy(data.split_index["val"])].numpy()),
         "references": training_references(data),
-        "latent_domain": fit_latent_domain(_latents(model, data, "train", device), _latents(model, data, "val", device)),
+        "latent_domain": fit_latent_domain(_latents(model, data, "train"), _latents(model, data, "val")),
         "cfg": {**cfg, "kernel_sizes": list(cfg["kernel_sizes"])},
         "temperatures": temperatures,
         "dataset_hash": cfg.get("dataset_hash"),
@@ -313,15 +306,25 @@ def fit_spt(table: dict, group: str, cfg: dict | None = None, targets: list[str]
 MAX_REFERENCES_PER_ELEMENT = 200
 
 
-def _latents(model: SPT, data: _GroupData, split: str, device: str, batch_size: int = 512) -> np.ndarray:
+def train_step(model: SPT, optimizer: torch.optim.Optimizer, spectrum: torch.Tensor, energy: torch.Tensor,
+               element: torch.Tensor, targets: dict, specs: list[TargetSpec], cfg: dict) -> float:
+    """One optimiser step on one batch with the recipe's augmentation and gradient clipping; fine-tuning takes
+    the same step, so a fine-tuned model differs from its crystal parent only by the data it saw."""
+    spectrum = augment(spectrum, energy, cfg["noise_std"], cfg["shift_ev"], cfg["broaden_ev"], cfg["stretch"])
+    loss, _ = masked_loss(model(spectrum, energy, element), targets, specs)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+    optimizer.step()
+    return loss.item()
+
+
+def _latents(model: SPT, data: _GroupData, split: str) -> np.ndarray:
     """The trained model's latent vectors of one split, for the out-of-distribution score."""
     index = torch.from_numpy(data.split_index[split])
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(index), batch_size):
-            spectrum, energy, element, _ = data.batch(index[start:start + batch_size], device)
-            out.append(model.embed(spectrum, energy, element).cpu().numpy())
-    return np.concatenate(out) if out else np.empty((0, model.hparams["readout_dim"]), dtype=np.float32)
+    device = next(model.parameters()).device
+    return model.embed_batched(data.spectrum[index].to(device), data.energy[index].to(device),
+                               data.element[index].to(device)).numpy()
 
 
 def training_references(data: _GroupData, limit: int = MAX_REFERENCES_PER_ELEMENT) -> dict:

@@ -290,3 +290,18 @@ class SPT(nn.Module):
         for block in self.spectral_blocks:
             x = block(x)
         return self.readout(self.graph_attention(x))
+
+    def embed_batched(self, spectrum: torch.Tensor, energy: torch.Tensor, element: torch.Tensor | None,
+                      batch_size: int = 512) -> torch.Tensor:
+        """`embed` in eval mode over batches, so a whole split's latents fit in memory: training keeps their
+        distribution in the checkpoint, the UMAP and out-of-distribution reports map new spectra against it."""
+        was_training = self.training
+        self.eval()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(spectrum), batch_size):
+                window = slice(start, start + batch_size)
+                out.append(self.embed(spectrum[window], energy[window],
+                                      None if element is None else element[window]).cpu())
+        self.train(was_training)
+        return torch.cat(out) if out else torch.empty((0, self.hparams["readout_dim"]))

@@ -53,9 +53,9 @@ def compound_of(source: str, standards: list[dict]) -> dict | None:
 def predict_scans(scans: list[str], checkpoint: str, spectra_cfg: dict) -> tuple[list[dict], list[dict], list[dict],
                                                                                 dict]:
     """items (processed spectra), results and failed rows of `xasengine predict` on the scan files."""
-    from ..predict import _load_models, gathered_items, predict_items
+    from ..predict import load_models, gathered_items, predict_items
 
-    models = _load_models(checkpoint)
+    models = load_models(checkpoint)
     if GROUP not in models:
         raise ReportError(f"{checkpoint} is not a {GROUP} SPT checkpoint")
     grid_len = len(models[GROUP][1]["energy_grid"])
@@ -75,7 +75,8 @@ def scan_rows(results: list[dict], standards: list[dict], meta: dict) -> list[di
         standard = compound_of(record["source"], standards)
         if standard is None:
             continue
-        row = {"scan": Path(record["source"].split(":")[0]).name, "compound": standard["compound"],
+        row = {"source": record["source"], "scan": Path(record["source"].split(":")[0]).name,
+               "compound": standard["compound"],
                "element": record["element"], "note": standard["note"],
                "calibration": record.get("processing", {}).get("calibration", ""),
                "latent_percentile": (record.get("latent_distance") or {}).get("percentile"),
@@ -232,14 +233,11 @@ def plot_reliability(calibration: dict, path: str) -> None:
     save_png(fig, path)
 
 
-def _first_scan_per_compound(items: list[dict], results: list[dict], standards: list[dict]):
-    seen, chosen = set(), []
-    for record in results:
-        standard = compound_of(record["source"], standards)
-        if standard and standard["compound"] not in seen:
-            seen.add(standard["compound"])
-            chosen.append(record)
-    return [it for it in items if it["source"] in {r["source"] for r in chosen}], chosen
+def _first_scan_per_compound(items: list[dict], results: list[dict], rows: list[dict]):
+    """The first scan of each compound in `rows` (scan_rows' output): one plotted spectrum per standard."""
+    chosen = {row["compound"]: row["source"] for row in reversed(rows)}
+    sources = set(chosen.values())
+    return [it for it in items if it["source"] in sources], [r for r in results if r["source"] in sources]
 
 
 def summary_sentences(result: dict) -> list[str]:
@@ -308,7 +306,7 @@ def write_experimental(scans: list[str], standards_path: str, checkpoint: str, s
     plot_oxidation(result, outputs["oxidation"])
     plot_probabilities(result, outputs["probabilities"])
     plot_reliability(result["calibration"], outputs["reliability"])
-    plot_predictions(outputs["spectra"], *_first_scan_per_compound(items, results, standards), models)
+    plot_predictions(outputs["spectra"], *_first_scan_per_compound(items, results, rows), models)
     write_csv(outputs["csv"], ["scan", "compound", "element", "nominal_OS", "predicted_OS", "expected_OS",
                                "nominal_CN", "predicted_CN", "expected_CN", "latent_percentile", "ood",
                                "typicality_percentile", "calibration"],

@@ -52,8 +52,22 @@ def collect_structures(options: dict, amorphous_cells: list[str] = (), amorphous
             candidates.append(StructureRecord(sid, read_structure_file(path), "file", "extra", str(path)))
         except StructureError as exc:
             failures.append({"structure_id": sid, "site_index": "", "stage": "structures", "message": str(exc)})
-    records = []
-    seen = set()
+    seen: set[str] = set()
+    records = _screened(candidates, options, failures, seen, limit_sites=True)
+    records = _relaxed(records, options, failures)
+    if amorphous_cells:
+        from .amorphous import amorphous_records
+
+        cells, failed = amorphous_records(list(amorphous_cells), amorphous or {})
+        failures += failed
+        records += _screened(cells, options, failures, seen, limit_sites=False)
+    return records, failures
+
+
+def _screened(candidates: list[StructureRecord], options: dict, failures: list[dict], seen: set[str],
+              limit_sites: bool) -> list[StructureRecord]:
+    """The candidates later stages can process; each other one becomes a failure row (ids must be unique)."""
+    kept = []
     for rec in candidates:
         if rec.id in seen:
             raise StructureError(f"duplicate structure id {rec.id}: ids must be unique")
@@ -61,31 +75,15 @@ def collect_structures(options: dict, amorphous_cells: list[str] = (), amorphous
         try:
             check_processable(rec.structure, rec.id)
             check_elements(rec.structure, rec.id, options["allowed_elements"])
-            if len(rec.structure) > options["max_sites"]:
+            if limit_sites and len(rec.structure) > options["max_sites"]:
                 raise StructureError(
                     f"{rec.id}: {len(rec.structure)} atoms exceeds structures.max_sites={options['max_sites']}"
                 )
         except StructureError as exc:
             failures.append({"structure_id": rec.id, "site_index": "", "stage": "structures", "message": str(exc)})
             continue
-        records.append(rec)
-    records = _relaxed(records, options, failures)
-    if amorphous_cells:
-        from .amorphous import amorphous_records
-
-        cells, failed = amorphous_records(list(amorphous_cells), amorphous or {})
-        failures += failed
-        for rec in cells:
-            try:
-                check_processable(rec.structure, rec.id)
-                check_elements(rec.structure, rec.id, options["allowed_elements"])
-            except StructureError as exc:
-                failures.append({"structure_id": rec.id, "site_index": "", "stage": "structures", "message": str(exc)})
-                continue
-            if rec.id in seen:
-                raise StructureError(f"duplicate structure id {rec.id}: ids must be unique")
-            records.append(rec)
-    return records, failures
+        kept.append(rec)
+    return kept
 
 
 def _relaxed(records: list[StructureRecord], options: dict, failures: list[dict]) -> list[StructureRecord]:
