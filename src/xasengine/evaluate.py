@@ -70,9 +70,8 @@ def latent_vectors(model: SPT, meta: dict, spectra, energy, elements, batch_size
     """The SPT's shared latent vector (what every head reads) per spectrum: the UMAP report maps it and the
     out-of-distribution score measures distances in it."""
     spectra, energy, element_index = _as_inputs(spectra, energy, elements, meta, model.grid_len)
-    device = next(model.parameters()).device
-    return model.embed_batched(torch.from_numpy(spectra).to(device), torch.from_numpy(energy).to(device),
-                               torch.from_numpy(element_index).to(device), batch_size).numpy()
+    return model.embed_batched(torch.from_numpy(spectra), torch.from_numpy(energy), torch.from_numpy(element_index),
+                               batch_size).numpy()
 
 
 def scored_rows(table: dict, meta: dict, split: str = "test") -> tuple[np.ndarray, int]:

@@ -322,9 +322,7 @@ def train_step(model: SPT, optimizer: torch.optim.Optimizer, spectrum: torch.Ten
 def _latents(model: SPT, data: _GroupData, split: str) -> np.ndarray:
     """The trained model's latent vectors of one split, for the out-of-distribution score."""
     index = torch.from_numpy(data.split_index[split])
-    device = next(model.parameters()).device
-    return model.embed_batched(data.spectrum[index].to(device), data.energy[index].to(device),
-                               data.element[index].to(device)).numpy()
+    return model.embed_batched(data.spectrum[index], data.energy[index], data.element[index]).numpy()
 
 
 def training_references(data: _GroupData, limit: int = MAX_REFERENCES_PER_ELEMENT) -> dict:

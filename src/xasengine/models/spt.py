@@ -293,15 +293,17 @@ class SPT(nn.Module):
 
     def embed_batched(self, spectrum: torch.Tensor, energy: torch.Tensor, element: torch.Tensor | None,
                       batch_size: int = 512) -> torch.Tensor:
-        """`embed` in eval mode over batches, so a whole split's latents fit in memory: training keeps their
-        distribution in the checkpoint, the UMAP and out-of-distribution reports map new spectra against it."""
+        """`embed` in eval mode over batches, each moved to the model's device on its own, so a whole split's
+        latents fit in (device) memory: training keeps their distribution in the checkpoint, the UMAP and
+        out-of-distribution reports map new spectra against it."""
         was_training = self.training
         self.eval()
+        device = next(self.parameters()).device
         out = []
         with torch.inference_mode():
             for start in range(0, len(spectrum), batch_size):
                 window = slice(start, start + batch_size)
-                out.append(self.embed(spectrum[window], energy[window],
-                                      None if element is None else element[window]).cpu())
+                out.append(self.embed(spectrum[window].to(device), energy[window].to(device),
+                                      None if element is None else element[window].to(device)).cpu())
         self.train(was_training)
         return torch.cat(out) if out else torch.empty((0, self.hparams["readout_dim"]))
