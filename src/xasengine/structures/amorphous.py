@@ -111,10 +111,12 @@ def melt_quench(formula: str, n_atoms: int, protocol: MeltQuench, seed: int, rel
     bar = tqdm(total=total, desc=f"melt-quench {composition.reduced_formula} seed {seed}", unit="step",
                disable=not progress, mininterval=30)
     start = time.perf_counter()
-    dynamics.run(protocol.melt_steps)
-    bar.update(protocol.melt_steps)
+    block = max(1, protocol.quench_steps // 100)  # run in blocks so the bar moves during the ~25 min melt too
+    for first in range(0, protocol.melt_steps, block):
+        n = min(block, protocol.melt_steps - first)
+        dynamics.run(n)
+        bar.update(n)
     melt_seconds = time.perf_counter() - start
-    block = max(1, protocol.quench_steps // 100)
     done = 0
     while done < protocol.quench_steps:
         n = min(block, protocol.quench_steps - done)
