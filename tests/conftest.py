@@ -82,3 +82,19 @@ def tiny_workflow(tmp_path_factory):
     wf = WorkflowCopy(tmp_path_factory.mktemp("wf"), tiny_config())
     wf.first_run = wf.snakemake()
     return wf
+
+
+def sites_not_in_shipped_cache(records, cfg: dict, tmp_path: Path) -> list[str]:
+    """The engine's own FEFF stage, allowed only cache hits: each site it would have to run is listed (a shipped
+    result found is never recomputed, so a missing one is a `not_computed` row, not a FEFF run)."""
+    from xasengine.feff.runner import run_structure
+    from xasengine.sites import site_manifest
+
+    feff = cfg["feff"] | {"cached_only": True, "cache_dir": str(tmp_path / "feff_cache"),
+                          "shipped_cache": str(REPO / cfg["feff"]["shipped_cache"])}
+    missing = []
+    for record in records:
+        manifest = site_manifest(record, cfg["sites"]["absorbers"], cfg["sites"]["edge"], cfg["sites"]["symprec"])
+        rows = run_structure(record, manifest, feff, tmp_path / "work")["sites"]
+        missing += [f"{record.id} site {row['site_index']}" for row in rows if row["status"] != "ok"]
+    return missing

@@ -77,3 +77,27 @@ def test_relaxed_record_keeps_its_provenance_on_disk(rattled_licoo2, relaxed, tm
 def test_bad_relax_settings_are_one_config_error(bad):
     with pytest.raises(ConfigError, match="structures.relax"):
         validate_config({"structures": bad})
+
+
+def test_every_default_relaxation_and_its_feff_ship(tmp_path):
+    """The default run never starts CHGNet or FEFF for a relaxed family: every reference cell the default config
+    relaxes has its relaxation in resources/relaxed, and each site of the relaxed cell is in the shipped cache."""
+    from conftest import sites_not_in_shipped_cache
+
+    from xasengine.config import REPO_ROOT, load_config
+    from xasengine.structures.reference import read_reference_ids
+    from xasengine.structures.relax import SHIPPED_RELAXED, cache_key, method_for, potential_version
+
+    cfg = load_config(REPO_ROOT / "config.yaml")
+    options = cfg["structures"]
+    entries = [e for e in build_library(only_ids=read_reference_ids()) if method_for(e.family, options) == "chgnet"]
+    assert entries, "the default config relaxes no reference family"
+    settings = RelaxSettings.from_config(options["relax_settings"])
+    unshipped = [e.id for e in entries if not (
+        SHIPPED_RELAXED / f"{cache_key(structure_hash(e.structure), settings, potential_version())}.json").exists()]
+    assert unshipped == [], f"relaxation not in {SHIPPED_RELAXED}: {unshipped}"
+    records, failures = collect_structures(options | {"library_ids": [e.id for e in entries],
+                                                      "relax_cache_dir": str(tmp_path / "relax")})
+    assert failures == [] and len(records) == len(entries) and all(r.relaxation for r in records)
+    missing = sites_not_in_shipped_cache(records, cfg, tmp_path)
+    assert missing == [], f"not in the shipped FEFF cache: {missing}"
