@@ -288,3 +288,20 @@ def test_widened_chemical_space_is_named_in_the_card():
 
     assert "widened" not in _chemical_space_line(["O", "Co", "Li", "Mn", "Ni"])
     assert "widened by the config" in _chemical_space_line(["Co", "Li", "Mn", "Ni", "O", "Fe"])
+
+
+@pytest.mark.parametrize("noise", [1e-13, -1e-13])
+def test_structure_hash_ignores_float_noise_on_exact_fractions(noise):
+    """Fractions like 1/32 and half-lengths like 2.5071/2 sat on the old hash's rounding boundaries: last-bit noise
+    from another machine flipped the hash, and with it the relaxation and manifest keys, of 6 shipped cells."""
+    from pymatgen.core import Lattice, Structure
+
+    from xasengine.structures.io import structure_hash
+
+    lattice = Lattice.hexagonal(2.5071, 4.0695)  # matrix holds a/2 = 1.25355 (a 5-decimal boundary)
+    coords = [[1 / 32, 0.0, 0.25], [0.5 + 1 / 64, 1 / 3, 1 - 1 / 32]]
+    exact = Structure(lattice, ["Co", "O"], coords)
+    noisy = Structure(Lattice(lattice.matrix + noise), ["Co", "O"], np.array(coords) + noise)
+    assert structure_hash(noisy) == structure_hash(exact)
+    moved = Structure(lattice, ["Co", "O"], np.array(coords) + [[1e-3, 0, 0], [0, 0, 0]])
+    assert structure_hash(moved) != structure_hash(exact)

@@ -51,13 +51,21 @@ class StructureRecord:
         return json.dumps(doc, sort_keys=True, indent=1) + "\n"
 
 
+# Integer grids the hash rounds to. Decimal rounding (the old "%.4f") put exact fractions such as 1/32 on a
+# rounding boundary, where last-bit noise from another machine's BLAS flipped the hash of 6 delithiated cells.
+# Every fraction p/q with q dividing FRAC_GRID, and every 4-decimal length times p/2^k (k <= 10), is an exact grid
+# point instead, far from any boundary.
+FRAC_GRID = 2**7 * 3**2 * 5**2 * 7  # 201600 per lattice vector
+LENGTH_GRID = 2**10 * 10**4  # per Å
+
+
 def structure_hash(structure: Structure) -> str:
-    """Content hash that survives JSON round trips (coordinates rounded), so a changed structure is noticed."""
-    lattice = [f"{x:.5f}" for row in structure.lattice.matrix for x in row]
-    sites = sorted(
-        f"{site.species_string}:{','.join(f'{c % 1.0:.4f}' for c in site.frac_coords)}" for site in structure
-    )
-    return hashlib.sha256(("|".join(lattice) + "#" + "|".join(sites)).encode()).hexdigest()[:16]
+    """Content hash that survives JSON round trips and float noise, so only a changed structure is noticed."""
+    lattice = np.rint(structure.lattice.matrix * LENGTH_GRID).astype(np.int64).ravel()
+    frac = np.rint(structure.frac_coords * FRAC_GRID).astype(np.int64) % FRAC_GRID
+    sites = sorted(f"{site.species_string}:{','.join(map(str, row))}" for site, row in zip(structure, frac))
+    text = "|".join(map(str, lattice)) + "#" + "|".join(sites)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def check_processable(structure: Structure, label: str) -> None:
