@@ -11,6 +11,12 @@ Candidates (fast screening model: a random forest on the nonO transition-metal s
          (a compound's scans never inform its own prediction); elements with < 2 other compounds fall back to Esim
   F1     Estd for the OS value, B+aug's class probabilities only where Estd has no standards (falls back to B+aug)
   F2     mean of Estd's and B+aug's expected OS
+  B+map  B (and B+aug+map) with each measured scan shifted rigidly so that its edge sits where FEFF puts edges:
+         edge_FEFF = a_element + b * edge_measured, fitted leave-one-compound-out on the other oxide standards
+         (target: the simulated training sites' mean edge at the standard's nominal OS; one slope b shared by all
+         elements, an offset per element, the mean offset for an element without other oxide standards). Metal
+         foils are not fitted (their slow ramp puts the half-step several eV above the first inflection in both
+         domains) but are mapped like any scan, since a user's scan comes without a label.
 
 Scores: simulated test split (weighted F1 of OS, the forest; for the maps, F1 of the rounded map), and on every
 shared measured scan the exact OS (integer-OS compounds) and per compound |expected - nominal|.
@@ -103,12 +109,14 @@ def forest(kind: str, aug: bool, sim: dict, items: list[dict], grid_a, seed: int
     test = np.flatnonzero(sim["split"] == "test")
     xt = np.asarray([features(kind, sim["energy"][i], sim["norm"][i], sim["e0"][i], sim["element"][i],
                               FEFF_METAL_EDGE_EV[sim["element"][i]], grid_a) for i in test])
-    f1 = f1_score(sim["os"][test], model.predict(xt), average="weighted")
+    test_proba = model.predict_proba(xt)
+    f1 = f1_score(sim["os"][test], model.classes_[test_proba.argmax(1)], average="weighted")
     xm = np.asarray([features(kind, it["energy"], it["norm"], it["e0"], it["element"], it["metal_edge"], grid_a)
                      for it in items])
     proba = model.predict_proba(xm)
     classes = model.classes_
-    return {"f1": f1, "pred": classes[proba.argmax(1)], "expected": proba @ classes}
+    return {"f1": f1, "pred": classes[proba.argmax(1)], "expected": proba @ classes, "proba": proba,
+            "classes": classes, "test_proba": test_proba}
 
 
 def sim_edge_positions(sim: dict) -> np.ndarray:
@@ -141,6 +149,74 @@ def linear_standards(items: list[dict], fallback: dict) -> dict:
         fit = np.polyfit([o["edge"] for o in others], [o["os"] for o in others], 1)
         expected[n], used[n] = np.polyval(fit, it["edge"]), True
     return {"expected": expected, "pred": np.clip(np.rint(expected), 0, 4), "from_standards": used}
+
+
+def sim_edge_by_os(sim: dict, pos: np.ndarray) -> dict:
+    """Per element: the training sites' mean half-step edge at each OS (> 0), for interpolating nominal OS."""
+    out = {}
+    for el in ELEMENTS:
+        m = (sim["element"] == el) & (sim["split"] == "train") & np.isfinite(pos) & (sim["os"] > 0)
+        levels = np.unique(sim["os"][m])
+        out[el] = (levels, np.asarray([pos[m & (sim["os"] == v)].mean() for v in levels]))
+    return out
+
+
+def edge_maps(items: list[dict], by_os: dict) -> list[tuple[float, float]]:
+    """Leave-one-compound-out (offset, slope) of edge_FEFF = a_el + b * edge_measured, per scan."""
+    maps = []
+    for it in items:
+        train = [o for o in items if o["compound"] != it["compound"] and o["os"] > 0]
+        els = sorted({o["element"] for o in train})
+        if not train:
+            maps.append((0.0, 1.0))
+            continue
+        a = np.zeros((len(train), len(els) + 1))
+        y = np.zeros(len(train))
+        for n, o in enumerate(train):
+            a[n, els.index(o["element"])] = 1.0
+            a[n, -1] = o["edge"]
+            y[n] = np.interp(o["os"], *by_os[o["element"]])
+        coef = np.linalg.lstsq(a, y, rcond=None)[0]
+        offset = coef[els.index(it["element"])] if it["element"] in els else float(np.mean(coef[:-1]))
+        maps.append((float(offset), float(coef[-1])))
+    return maps
+
+
+def mapped(items: list[dict], maps: list[tuple[float, float]]) -> list[dict]:
+    out = []
+    for it, (a, b) in zip(items, maps):
+        shift = a + b * it["edge"] - it["edge"]
+        out.append({**it, "energy": it["energy"] + shift, "e0": it["e0"] + shift})
+    return out
+
+
+def edge_likelihood(sim: dict, pos: np.ndarray, items: list[dict], classes: np.ndarray) -> np.ndarray:
+    """p(mapped edge | OS) per scan and class: a Gaussian per element and OS over the simulated training edges
+    (sd floored at 0.5 eV; classes an element lacks get the smallest likelihood of the row)."""
+    out = np.zeros((len(items), len(classes)))
+    for n, it in enumerate(items):
+        for k, c in enumerate(classes):
+            m = (sim["element"] == it["element"]) & (sim["split"] == "train") & (sim["os"] == c) & np.isfinite(pos)
+            if not m.any():
+                out[n, k] = np.nan
+                continue
+            sd = max(float(np.std(pos[m])), 0.5)
+            out[n, k] = np.exp(-0.5 * ((it["edge"] - pos[m].mean()) / sd) ** 2) / sd
+        row = out[n]
+        row[np.isnan(row)] = np.nanmin(row) if np.isfinite(row).any() else 1.0
+    return out
+
+
+def fused(run: dict, likelihood: np.ndarray) -> dict:
+    """Product of experts among the oxidised classes: the forest's shape posterior times the edge likelihood,
+    renormalised within OS > 0; p(OS 0) stays the forest's (a metal's half-step is not on the oxides' map)."""
+    classes = run["classes"]
+    p = run["proba"].copy()
+    ox = classes > 0
+    q = p[:, ox] * likelihood[:, ox]
+    q /= np.clip(q.sum(1, keepdims=True), 1e-12, None)
+    p[:, ox] = q * (1.0 - p[:, ~ox].sum(1, keepdims=True))
+    return {"f1": run["f1"], "pred": classes[p.argmax(1)], "expected": p @ classes}
 
 
 def score(items: list[dict], pred, expected) -> dict:
@@ -179,6 +255,12 @@ def main() -> None:
     rows = []
     esim = linear_sim(sim, items)
     estd = linear_standards(items, esim)
+    maps = edge_maps(items, sim_edge_by_os(sim, sim_edge_positions(sim)))
+    items_mapped = mapped(items, maps)
+    sim_pos = sim_edge_positions(sim)
+    mapped_edges = [{**it, "edge": a + b * it["edge"]} for it, (a, b) in zip(items, maps)]
+    print("edge maps (offset, slope) per scan: " + ", ".join(
+        f"{it['file']} ({a:.2f}, {b:.2f})" for it, (a, b) in zip(items, maps)), flush=True)
     for seed in args.seeds:
         runs = {}
         for kind in ("A", "B", "C"):
@@ -187,6 +269,18 @@ def main() -> None:
                 t0 = time.perf_counter()
                 runs[name] = forest(kind, aug, sim, items, grid_a, seed)
                 print(f"seed {seed} {name}: {time.perf_counter() - t0:.0f} s", flush=True)
+            if kind == "B":
+                for aug in (False, True):
+                    runs["B" + ("+aug" if aug else "") + "+map"] = forest(kind, aug, sim, items_mapped, grid_a, seed)
+        for name in ("A", "A+aug", "C", "C+aug"):
+            like = edge_likelihood(sim, sim_pos, mapped_edges, runs[name]["classes"])
+            runs[name + "×edge"] = fused(runs[name], like)
+            # the same fusion on the simulated test split, with each test site's own (native) edge
+            test = np.flatnonzero(sim["split"] == "test")
+            native = [{"element": sim["element"][i], "edge": sim_pos[i]} for i in test]
+            like_t = edge_likelihood(sim, sim_pos, native, runs[name]["classes"])
+            on_test = fused({**runs[name], "proba": runs[name]["test_proba"]}, like_t)
+            runs[name + "×edge"]["f1"] = f1_score(sim["os"][test], on_test["pred"], average="weighted")
         runs["Esim"] = esim
         runs["Estd"] = {**estd, "f1": esim["f1"]}
         bd = runs["B+aug"]
