@@ -40,7 +40,7 @@ from sklearn.metrics import f1_score
 from xasengine.alignment import FEFF_METAL_EDGE_EV, augment, cumulative, edge_position, foil_grid, on_foil_axis
 from xasengine.config import load_config
 from xasengine.measured import calibrate, normalise, read_scans, tabulated_edge
-from xasengine.reports.experimental import compound_of, read_standards
+from xasengine.standards import compound_of, read_standards
 from xasengine.shards import read_shards
 from xasengine.spectra import edge_grid, find_e0, normalize, to_grid
 

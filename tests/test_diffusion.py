@@ -134,6 +134,14 @@ def test_a_model_trained_on_a_few_shells_reproduces_them_better_than_the_uncondi
     assert cn_error(cond_s, cond_x) < cn_error(prior_s, prior_x)
     # the octahedral spectrum gets clearly more first-shell O than the tetrahedral one (6 vs 4 in truth)
     assert mean_cn(cond_s, cond_x, 0) - mean_cn(cond_s, cond_x, 1) > 0.75
+    # asked for the true CN through the first-shell labels, the shells hit it more often than from the spectrum
+    # alone; asked for the other site's CN, the same spectrum's shells follow the request
+    asked_s, asked_x = model.sample(ask_spectra, ask_absorber, 8, 6, seed=3, first_shell_counts=cn_true)
+    swapped_s, swapped_x = model.sample(ask_spectra, ask_absorber, 8, 6, seed=3, first_shell_counts=cn_true[::-1])
+    print("asked", cn_error(asked_s, asked_x), mean_cn(swapped_s, swapped_x, 0), mean_cn(swapped_s, swapped_x, 1))
+    assert cn_error(asked_s, asked_x) < cn_error(cond_s, cond_x) or cn_error(asked_s, asked_x) == 0
+    assert mean_cn(swapped_s, swapped_x, 0) < mean_cn(asked_s, asked_x, 0)
+    assert mean_cn(swapped_s, swapped_x, 1) > mean_cn(asked_s, asked_x, 1)
 
 
 def test_tiny_workflow_trains_samples_and_reports_the_diffusion_model(tiny_workflow):
@@ -143,7 +151,9 @@ def test_tiny_workflow_trains_samples_and_reports_the_diffusion_model(tiny_workf
     import json
 
     metrics = json.loads((results / "metrics" / "diffusion.json").read_text())
-    assert set(metrics["methods"]) == {"diffusion", "prior (no spectrum)", "template matching"}
+    assert set(metrics["methods"]) == {"diffusion | SPT CN", "diffusion (spectrum only)", "prior (no spectrum)",
+                                       "template matching"} and metrics["headline"] == "diffusion | SPT CN"
+    assert 0 <= metrics["spt_cn"]["labels_agree"] <= 1 and metrics["n_samples_baselines"] >= 1
     assert metrics["sample_seconds_per_spectrum"] > 0
     consistency = json.loads((results / "metrics" / "diffusion_consistency.json").read_text())
     site = consistency["sites"][0]
@@ -184,6 +194,12 @@ def test_generate_writes_xyz_shells_and_names_a_bad_input(tiny_workflow, tmp_pat
     text = frames[0].read_text()
     assert text.count("Properties=species:S:1:pos:R:3:absorber:L:1") == 3
     assert len(sorted((tmp_path / "gen").glob("*-sample*.xyz"))) == 3 * len(frames)
+    assert "CN asked" in text and "(joint SPT" in text  # the SPT beside diffusion.pt gives each spectrum's CN
+    asked = subprocess.run([sys.executable, "-m", "xasengine.cli", "generate", str(shard), "--model", str(model),
+                            "--out", str(tmp_path / "gen4"), "--n-samples", "1", "--cn", "4"],
+                           capture_output=True, text=True)
+    assert asked.returncode == 0, asked.stderr
+    assert "CN asked 4 (--cn)" in sorted((tmp_path / "gen4").glob("*.extxyz"))[0].read_text()
     bad = tmp_path / "empty.xdi"
     bad.write_text("# nothing\n")
     proc = subprocess.run([sys.executable, "-m", "xasengine.cli", "generate", str(bad), "--model", str(model),

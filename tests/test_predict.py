@@ -156,11 +156,42 @@ def test_experimental_report_scores_every_measured_scan(tiny_workflow):
         assert (reports / f"experimental_{name}.png").stat().st_size > 10_000
     rows = (reports / "experimental.csv").read_text().splitlines()
     assert len(rows) == 4 and rows[0].startswith("scan,compound,element,nominal_OS,predicted_OS,expected_OS")
+    # shape x edge, leave-one-compound-out: the three test scans hold one Mn compound besides each Mn one, and
+    # the map's slope needs two compounds of one element, so no scan's map can be fitted without its own compound
+    assert result["shape_only"]["os_exact"]["of"] == 3
+    for r in result["scans"]:
+        assert r["edge_fusion"]["applied"] is False and "too few measured standards" in r["edge_fusion"]["why"]
+        assert r["OS_shape"] == r["OS"]
+
+
+def test_measured_os_is_fused_with_the_edge_map_beside_the_model(tiny_workflow):
+    """`predict --model results/models` finds edge_map.json (rule edge_map, fitted on the three test scans) and
+    moves the OS probabilities of calibrated scans towards the state whose simulated edges match; the shape-only
+    reading is kept in the record and is what --no-edge-fusion reports."""
+    from xasengine.models.edge_fusion import map_edge
+
+    doc = json.loads((tiny_workflow.root / "results" / "models" / "edge_map.json").read_text())
+    assert {s["compound"] for s in doc["standards"]} == {"MnO", "MnO2", "NiOH2"} and doc["map"] is not None
+    assert set(doc["stats"]) >= {"Mn"} and all(v["sd"] >= 0.5 for lv in doc["stats"].values() for v in lv.values())
+    fused = {r["source"]: r for r in json.loads(_predict(tiny_workflow, str(XDI)).stdout)}
+    shape = {r["source"]: r for r in json.loads(_predict(tiny_workflow, str(XDI), "--no-edge-fusion").stdout)}
+    assert fused.keys() == shape.keys()
+    for source, f in fused.items():
+        assert not shape[source]["edge_fusion"]["applied"]
+        fusion = f["edge_fusion"]
+        assert fusion["shape_probabilities"] == shape[source]["descriptors"]["OS"]["probabilities"]
+        assert fusion["edge_on_feff_scale_eV"] == pytest.approx(
+            map_edge(doc["map"], f["element"], fusion["edge_above_foil_eV"]), abs=1e-3)
+        probs = f["descriptors"]["OS"]["probabilities"]
+        assert abs(sum(probs.values()) - 1) < 1e-3
+        assert f"{f['descriptors']['OS']['value']:g}" == max(probs, key=probs.get)
+    edges = {Path(s).name: f["edge_fusion"]["edge_above_foil_eV"] for s, f in fused.items()}
+    assert edges["MnO_rt_01.xdi"] + 5 < edges["MnO2_rt_01.xdi"]  # measured: 4.4 and 12.4 eV above the Mn foil
 
 
 def test_standards_table_names_a_damaged_file(tmp_path):
-    from xasengine.errors import ReportError
-    from xasengine.reports.experimental import compound_of, read_standards
+    from xasengine.errors import StandardsError
+    from xasengine.standards import compound_of, read_standards
 
     standards = read_standards(Path(__file__).parents[1] / "resources" / "measured" / "standards.tsv")
     assert compound_of("x/MnO2_rt_01.xdi", standards)["OS"] == 4.0
@@ -168,5 +199,5 @@ def test_standards_table_names_a_damaged_file(tmp_path):
     assert compound_of("x/unknown_rt_01.xdi", standards) is None
     bad = tmp_path / "standards.tsv"
     bad.write_text("compound\tfile_prefix\telement\tOS\tCN\tnote\nMnO\tMnO_rt\tMn\ttwo\t6\t\n")
-    with pytest.raises(ReportError, match=str(bad)):
+    with pytest.raises(StandardsError, match=str(bad)):
         read_standards(bad)

@@ -126,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ood-percentile", type=float, default=95.0,
                    help="flag a prediction out of distribution ('ood') when its SPT-latent distance to the training "
                         "set exceeds this percentile of the validation spectra's (default 95)")
+    p.add_argument("--edge-map", default=None,
+                   help="measured-to-FEFF edge map for the shape x edge OS fusion (default: edge_map.json beside the "
+                        "checkpoints, written by the workflow's edge_map rule)")
+    p.add_argument("--no-edge-fusion", action="store_true",
+                   help="report the SPT's shape-only OS probabilities for measured scans")
     p.set_defaults(func=_predict)
     p = sub.add_parser("generate", help="candidate coordination shells (XYZ) for spectra from the diffusion model")
     p.add_argument("inputs", nargs="+", help="spectrum files (XDI or two-column), folders of them, or HDF5 shards")
@@ -141,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="eV added to the energy of scans without a reference foil channel")
     p.add_argument("--athena-group", default=None, help="only this group of an Athena .prj")
     p.add_argument("--config", default=None, help="config whose `spectra` section prepared the training data")
+    p.add_argument("--cn", type=int, default=None,
+                   help="ask every shell for this first-shell CN (default: the joint SPT's CN of each spectrum)")
+    p.add_argument("--spt", default=None,
+                   help="joint SPT checkpoint whose CN the shells are asked for (default: spt-joint-nonO.pt beside "
+                        "--model, if there)")
+    p.add_argument("--no-cn", action="store_true", help="sample from the spectrum alone, no CN asked")
     p.set_defaults(func=_generate)
     p = sub.add_parser("amorphous-cells", help="list and validate amorphous cells (inputs, protocol, energy, key)")
     p.add_argument("--dir", default="resources/structures/amorphous")

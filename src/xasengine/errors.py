@@ -49,3 +49,7 @@ class PredictError(XasEngineError):
 
 class ReportError(XasEngineError):
     stage = "reports"
+
+
+class StandardsError(XasEngineError):
+    stage = "standards"

@@ -39,6 +39,36 @@ def extxyz_frame(absorber: str, species, offsets, comment: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+SPT_FILE = "spt-joint-nonO.pt"  # the joint SPT the workflow trains beside diffusion.pt
+
+
+def requested_cn(args, items: list[dict]) -> tuple[list, str]:
+    """Per spectrum the CN its shells are asked for, and where it came from: --cn, else the joint SPT's CN
+    (--spt or the one beside --model), else None (spectrum alone), as the diffusion report's headline does."""
+    if args.no_cn:
+        return [None] * len(items), "none asked"
+    if args.cn is not None:
+        if args.cn < 0:
+            raise PredictError(f"--cn must be a non-negative integer, got {args.cn}")
+        return [args.cn] * len(items), "--cn"
+    path = Path(args.spt) if args.spt else Path(args.model).parent / SPT_FILE
+    if not path.is_file():
+        if args.spt:
+            raise PredictError(f"no SPT checkpoint at {args.spt}")
+        return [None] * len(items), "none asked (no joint SPT beside the model)"
+    from .errors import XasEngineError
+    from .models.family import load_model
+
+    try:
+        spt = load_model(path)
+    except XasEngineError as exc:
+        raise PredictError(str(exc)) from exc
+    if "CN" not in spt.targets or not items:
+        return [None] * len(items), "none asked (the SPT has no CN head)"
+    cn = spt.predict(np.stack([it["spectrum"] for it in items]), np.array([it["element"] for it in items]))["CN"]
+    return [float(c) for c in cn], f"joint SPT {path}"
+
+
 def generate_cli(args) -> int:
     """Writes <out>/<input>-sampleNN.xyz and <out>/<input>.extxyz; 1 if any input failed (each named)."""
     from pymatgen.core import Element
@@ -54,18 +84,22 @@ def generate_cli(args) -> int:
     failures = [row["reason"] for row in failed]
     out = Path(args.out)
     written = 0
-    for item in items:
-        if item["element"] not in absorbers:
-            failures.append(f"{item['source']}: the diffusion model was trained on absorbers {sorted(absorbers)}, "
-                            f"not {item['element']}")
-            continue
+    for item in [it for it in items if it["element"] not in absorbers]:
+        failures.append(f"{item['source']}: the diffusion model was trained on absorbers {sorted(absorbers)}, "
+                        f"not {item['element']}")
+    items = [it for it in items if it["element"] in absorbers]
+    cns, cn_source = requested_cn(args, items)
+    for item, cn in zip(items, cns):
         k = int(meta.get("k_neighbors", 12))
         species, offsets = model.sample(np.asarray(item["spectrum"], np.float32)[None],
-                                        np.array([Element(item["element"]).Z]), k, args.n_samples, seed=args.seed)
+                                        np.array([Element(item["element"]).Z]), k, args.n_samples, seed=args.seed,
+                                        first_shell_counts=None if cn is None else [cn])
         stem = _stem(item["source"])
         frames = []
+        asked = f"CN asked {cn:g} ({cn_source})" if cn is not None else f"CN {cn_source}"
         for j in range(args.n_samples):
-            comment = f"xasengine generate: {item['source']} sample {j} absorber {item['element']} at origin"
+            comment = (f"xasengine generate: {item['source']} sample {j} absorber {item['element']} at origin; "
+                       f"{asked}")
             write_text(out / f"{stem}-sample{j:02d}.xyz", xyz_text(item["element"], species[0, j], offsets[0, j],
                                                                     comment))
             frames.append(extxyz_frame(item["element"], species[0, j], offsets[0, j], comment))

@@ -19,11 +19,13 @@ from .config import load_config
 from .errors import PredictError, XasEngineError
 from .models.targets import group_of
 from .models.domain import ATYPICAL_PERCENTILE, latent_typicality, typicality
+from .models.edge_fusion import fuse, map_edge, measured_edge
 from .measured import Scan, calibrate, check_foil, normalise, read_scans, tabulated_edge
 from .spectra import edge_grid, find_e0, to_grid
 
 SPECTRUM_SUFFIXES = {".xdi", ".dat", ".txt", ".csv", ".xmu", ".nor"}
 SMOOTH_MEASURED_EV = 1.0  # light smoothing before locating E0 in noisy measured data
+EDGE_MAP_FILE = "edge_map.json"  # beside the checkpoints: the measured-to-FEFF edge map (rule edge_map)
 
 
 def load_models(model_path: str) -> dict:
@@ -42,6 +44,54 @@ def load_models(model_path: str) -> dict:
             raise PredictError(str(exc)) from exc
         models[meta["group"]] = (model, meta, file)
     return models
+
+
+def load_edge_map(model_path: str, explicit: str | None = None) -> dict | None:
+    """The edge map to fuse with (models.edge_fusion): `explicit`, else edge_map.json beside the checkpoints,
+    else None (shape-only predictions, said so in each record)."""
+    from .readers import read_json
+
+    path = Path(explicit) if explicit else (Path(model_path) if Path(model_path).is_dir() else
+                                            Path(model_path).parent) / EDGE_MAP_FILE
+    if not path.is_file():
+        if explicit:
+            raise PredictError(f"no edge map at {explicit}")
+        return None
+    try:
+        doc = read_json(path)
+        return {"stats": doc["stats"], "map": doc["map"], "path": str(path)}
+    except (XasEngineError, KeyError, TypeError) as exc:
+        raise PredictError(f"{path}: unreadable edge map ({exc})") from exc
+
+
+def apply_edge_fusion(record: dict, stats: dict, edge_map: dict | None, classes) -> None:
+    """Replace the record's OS probabilities by shape x edge ones (kept: the shape-only ones) when the scan is
+    energy-calibrated and its element has simulated edges; otherwise say why not. Measured scans only: a
+    simulated spectrum's edge is already on FEFF's scale and its shape posterior is the model's own."""
+    processing, entry = record.get("processing"), record["descriptors"].get("OS")
+    if processing is None or entry is None or "probabilities" not in entry:
+        return
+    if edge_map is None:
+        why = "no edge map (--no-edge-fusion, none beside the model, or too few measured standards to fit one)"
+    elif processing["calibration"] == "none":
+        why = "energy axis not calibrated (no reference foil, no --e0-shift)"
+    else:
+        why = ""
+    fused = None
+    if not why:
+        mapped = map_edge(edge_map, record["element"], processing["edge_above_foil_eV"])
+        shape = np.array([entry["probabilities"][f"{c:g}"] for c in classes])
+        fused = fuse(shape, classes, record["element"], mapped, stats)
+        why = "" if fused is not None else f"no simulated {record['element']} edges to compare with"
+    if fused is None:
+        record["edge_fusion"] = {"applied": False, "why": why}
+        return
+    record["edge_fusion"] = {"applied": True, "edge_above_foil_eV": processing["edge_above_foil_eV"],
+                             "edge_on_feff_scale_eV": round(float(mapped), 3),
+                             "shape_probabilities": dict(entry["probabilities"]),
+                             "shape_value": entry["value"]}
+    entry["probabilities"] = {f"{c:g}": round(float(p), 4) for c, p in zip(classes, fused)}
+    entry["value"] = float(np.asarray(classes, float)[int(np.argmax(fused))])
 
 
 def _is_prose(path: Path) -> bool:
@@ -110,14 +160,16 @@ def read_measured_file(path: Path, args) -> list[Scan]:
 def scan_item(scan: Scan, spectra_cfg: dict, grid_len: int) -> dict:
     """A calibrated scan processed like the training spectra, with what was done to it."""
     grid = edge_grid(spectra_cfg, scan.element, scan.edge)
-    if grid.size != grid_len:
+    if grid_len is not None and grid.size != grid_len:
         raise PredictError(f"{scan.source}: the config's {scan.element}-{scan.edge} grid has {grid.size} points, "
                            f"the model {grid_len}")
     e0 = find_e0(scan.energy, scan.mu, SMOOTH_MEASURED_EV)
     norm = normalise(scan, e0, spectra_cfg["pre_edge"], spectra_cfg["post_edge"])
     processing = {"mode": scan.mode, "calibration": scan.calibration, "energy_shift_eV": round(scan.energy_shift, 3),
                   "e0_minus_tabulated_edge_eV": round(e0 - tabulated_edge(scan.element, scan.edge), 3),
-                  "edge_step": round(norm["edge_step"], 6), "larch_pre_edge": norm["larch_pre_edge"]}
+                  "edge_step": round(norm["edge_step"], 6), "larch_pre_edge": norm["larch_pre_edge"],
+                  "edge_above_foil_eV": round(measured_edge(scan.energy, norm["norm"],
+                                                            tabulated_edge(scan.element, scan.edge)), 3)}
     processing.update({k.split(".", 1)[1]: v for k, v in scan.header.items() if k.startswith("calibration.")})
     return {"source": scan.source, "element": scan.element, "edge": scan.edge, "e0": e0, "energy": grid,
             "spectrum": to_grid(scan.energy, norm["norm"], e0, grid), "processing": processing}
@@ -140,9 +192,10 @@ def _unfit_reason(item: dict, models: dict, group: str) -> str:
     return ""
 
 
-def predict_items(items: list[dict], models: dict,
-                  ood_percentile: float = ATYPICAL_PERCENTILE) -> tuple[list[dict], list[dict]]:
-    """Predictions for the spectra a model can take, and a failed row for each one it cannot."""
+def predict_items(items: list[dict], models: dict, ood_percentile: float = ATYPICAL_PERCENTILE,
+                  edge_map: dict | None = None) -> tuple[list[dict], list[dict]]:
+    """Predictions for the spectra a model can take, and a failed row for each one it cannot; measured scans'
+    OS probabilities fused with their edge position when an edge map is given (load_edge_map)."""
     from .evaluate import latent_vectors, predict_table
     from .models.targets import TargetSpec
 
@@ -185,6 +238,9 @@ def predict_items(items: list[dict], models: dict,
                     entry["probabilities"] = {f"{c:g}": round(float(p), 4)
                                               for c, p in zip(specs[name].classes, pred["proba"][i])}
                 record["descriptors"][name] = entry
+            if "OS" in specs:
+                apply_edge_fusion(record, (edge_map or {}).get("stats", {}), (edge_map or {}).get("map"),
+                                  specs["OS"].classes)
             results.append(record)
     return results, failed
 
@@ -313,8 +369,9 @@ def predict_cli(args) -> int:
     """Each input file succeeds or fails on its own: 1 if any failed (each named on stderr and as a failed row)."""
     models = load_models(args.model)
     grid_len = len(next(iter(models.values()))[1]["energy_grid"])
+    edge_map = None if args.no_edge_fusion else load_edge_map(args.model, args.edge_map)
     items, failed = gathered_items(args, grid_len)
-    results, unfit = predict_items(items, models, args.ood_percentile)
+    results, unfit = predict_items(items, models, args.ood_percentile, edge_map)
     failed += unfit
     for row in failed:
         print(f"xasengine: error [predict]: {row['reason']}", file=sys.stderr)

@@ -190,11 +190,17 @@ def delithiation_stage(shards: list[str], spt_checkpoint: str, baseline_paths: l
     write_delithiation(shards, spt_checkpoint, baseline_paths, benchmark_json, structure_paths, outputs, family)
 
 
-def experimental_stage(scans: list[str], standards: str, spt_checkpoint: str, shards: list[str], spectra_cfg: dict,
-                       outputs: dict) -> None:
+def edge_map_stage(scans: list[str], standards: str, shards: list[str], spectra_cfg: dict, out: str) -> None:
+    from .edge_map import write_edge_map
+
+    write_edge_map(scans, standards, shards, spectra_cfg, out)
+
+
+def experimental_stage(scans: list[str], standards: str, spt_checkpoint: str, edge_map: str, shards: list[str],
+                       spectra_cfg: dict, outputs: dict) -> None:
     from .reports.experimental import write_experimental
 
-    write_experimental(scans, standards, spt_checkpoint, shards, spectra_cfg, outputs)
+    write_experimental(scans, standards, spt_checkpoint, edge_map, shards, spectra_cfg, outputs)
 
 
 def finetune_stage(shards: list[str], checkpoint: str, out_checkpoint: str, out_summary: str, amo: dict) -> None:

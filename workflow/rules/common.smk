@@ -3,6 +3,8 @@ import csv
 import hashlib
 import os
 
+from xasengine.models.versions import DIFFUSION_MODEL_VERSION
+
 ENV = "../../envs/xasengine.yaml"
 STRUCTURE_JSON = "results/structures/json/{sid}.json"
 # FEFF knobs that change how jobs run, not what they compute (the cache is content-addressed): left out of rule
@@ -273,6 +275,7 @@ def diffusion_train_cfg():
     cfg["model"] = {
         k: v for k, v in cfg["model"].items() if k not in ("guidance", "sample_steps")
     }
+    cfg["model_version"] = DIFFUSION_MODEL_VERSION  # new code that changes the weights' meaning retrains
     return cfg
 
 

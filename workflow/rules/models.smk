@@ -143,3 +143,22 @@ rule finetune_spt:
         amo={k: config["amorphous"][k] for k in ("finetune_epochs", "finetune_lr")},
     script:
         "../scripts/finetune_spt.py"
+
+
+# Shape x edge fusion for measured scans (xasengine.edge_map): FEFF's edges per OS and the measured-to-FEFF map
+# fitted on the measured standards; beside the checkpoints, so `xasengine predict --model results/models` uses it.
+rule edge_map:
+    input:
+        shards=shard_paths,
+        standards=config["reports"]["measured"]["standards"],
+        scans=measured_scans,
+    output:
+        "results/models/edge_map.json",
+    log:
+        "results/logs/models/edge_map.log",
+    conda:
+        ENV
+    params:
+        spectra=config["spectra"],
+    script:
+        "../scripts/edge_map.py"

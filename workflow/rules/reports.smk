@@ -186,6 +186,7 @@ rule experimental:
     input:
         shards=shard_paths,
         spt="results/models/spt-joint-nonO.pt",
+        edge_map="results/models/edge_map.json",
         standards=config["reports"]["measured"]["standards"],
         scans=measured_scans,
     output:

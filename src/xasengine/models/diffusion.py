@@ -22,6 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..errors import ModelError
+from .versions import DIFFUSION_MODEL_VERSION
 
 DEFAULTS = {
     "hidden_scalars": 32,      # 0e channels per node
@@ -43,7 +44,10 @@ DEFAULTS = {
     "sample_steps": 100,       # strided reverse steps at sampling time
     "eta": 1.0,                # 1 = ancestral (stochastic) sampling, 0 = deterministic DDIM
     "guidance": 0.0,           # w in (1+w)·eps(spectrum) - w·eps(null); 0 chosen on validation (benchmarks/README)
+    "first_shell_cutoff": 2.6,  # Å: O neighbours within it are the labelled first-shell nodes (= diffusion.bond_cutoff)
+    "label_drop": 0.15,        # fraction of training steps with the first-shell labels hidden (sampling without a CN)
 }
+MODEL_VERSION = DIFFUSION_MODEL_VERSION
 
 
 def cosine_alpha_bar(timesteps: int) -> torch.Tensor:
@@ -98,14 +102,17 @@ class EquivariantConv(nn.Module):
 
 
 class ShellDenoiser(nn.Module):
-    """Predicts (position noise, species noise) of every node from the noisy shell, the step and the spectrum."""
+    """Predicts (position noise, species noise) of every node from the noisy shell, the step, the spectrum and
+    each node's first-shell label (+1 a bond of the shell, -1 not, 0 unknown): the label is an invariant scalar, so
+    asking for a CN keeps the model equivariant, and it fixes the atom count the spectrum alone did not
+    (benchmarks/README.md, issue 15)."""
 
     def __init__(self, n_species: int, grid_len: int, cfg: dict):
         super().__init__()
         f, v = cfg["hidden_scalars"], cfg["hidden_vectors"]
         self.n_species, self.radial_basis = n_species, cfg["radial_basis"]
         self.irreps_sh = o3.Irreps.spherical_harmonics(cfg["lmax"])
-        self.embed = nn.Linear(n_species + 1, f)  # species (noisy for neighbours) + absorber flag
+        self.embed = nn.Linear(n_species + 2, f)  # species (noisy for neighbours) + absorber flag + shell label
         self.time = nn.Sequential(nn.Linear(32, f), nn.SiLU(), nn.Linear(f, f))
         self.spectrum = nn.Sequential(nn.Linear(grid_len, cfg["cond_dim"]), nn.SiLU(),
                                       nn.Linear(cfg["cond_dim"], cfg["cond_dim"]), nn.SiLU(), nn.Linear(cfg["cond_dim"], f))
@@ -119,15 +126,16 @@ class ShellDenoiser(nn.Module):
         self.head = o3.Linear(irreps, f"1x1o + {n_species}x0e")
         self.register_buffer("centers", torch.linspace(0.0, 4.0, cfg["radial_basis"]))
 
-    def forward(self, pos, h, t, spectrum, node_mask, drop_condition):
-        """pos (B,N,3), h (B,N,S), t (B,) in [0,1], spectrum (B,G), node_mask (B,N) bool, drop_condition (B,) bool.
-        Node 0 is the absorber."""
+    def forward(self, pos, h, t, spectrum, node_mask, drop_condition, shell=None):
+        """pos (B,N,3), h (B,N,S), t (B,) in [0,1], spectrum (B,G), node_mask (B,N) bool, drop_condition (B,) bool,
+        shell (B,N) first-shell labels or None (all unknown). Node 0 is the absorber."""
         b, n, _ = pos.shape
         flag = torch.zeros(b, n, 1, dtype=pos.dtype, device=pos.device)
         flag[:, 0] = 1.0
+        shell = torch.zeros(b, n, dtype=pos.dtype, device=pos.device) if shell is None else shell.to(pos.dtype)
         cond = self.spectrum(spectrum)
         cond = torch.where(drop_condition[:, None], self.null_condition.expand_as(cond), cond)
-        x = self.embed(torch.cat([h, flag], -1)) + (self.time(sinusoidal(t, 32)) + cond)[:, None, :]
+        x = self.embed(torch.cat([h, flag, shell[..., None]], -1)) + (self.time(sinusoidal(t, 32)) + cond)[:, None, :]
         vec = pos[:, None, :, :] - pos[:, :, None, :]  # vec[b, i, j] = pos_j - pos_i
         length = vec.norm(dim=-1)
         sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
@@ -170,7 +178,25 @@ class ShellDiffusion(nn.Module):
         mask[:, 1:] = torch.as_tensor(species_z > 0)
         return pos, h * self.cfg["species_scale"], mask
 
-    def loss(self, pos0, h0, mask, spectrum, generator=None):
+    def first_shell(self, species_z: np.ndarray, offsets: np.ndarray) -> torch.Tensor:
+        """(B, K+1) labels of true shells: +1 for O within first_shell_cutoff, -1 for every other neighbour."""
+        dist = np.linalg.norm(np.nan_to_num(np.asarray(offsets, float), nan=1e9), axis=-1)
+        bond = (np.asarray(species_z) == 8) & (dist < self.cfg["first_shell_cutoff"])
+        labels = torch.zeros(bond.shape[0], bond.shape[1] + 1)
+        labels[:, 1:] = torch.as_tensor(np.where(bond, 1.0, -1.0), dtype=torch.float32)
+        return labels
+
+    @staticmethod
+    def requested_shell(counts, k: int) -> torch.Tensor:
+        """(B, K+1) labels asking for counts[b] first-shell atoms (nodes are exchangeable: the first ones)."""
+        counts = np.clip(np.rint(np.asarray(counts, float)), 0, k).astype(int)
+        labels = -torch.ones(len(counts), k + 1)
+        labels[:, 0] = 0.0
+        for row, c in enumerate(counts):
+            labels[row, 1:c + 1] = 1.0
+        return labels
+
+    def loss(self, pos0, h0, mask, spectrum, shell=None, generator=None):
         b = pos0.shape[0]
         steps = torch.randint(1, self.cfg["timesteps"] + 1, (b,), generator=generator)
         ab = self.alpha_bar[steps][:, None, None]
@@ -182,17 +208,20 @@ class ShellDiffusion(nn.Module):
         pos_t = torch.where(noisy[..., None], ab.sqrt() * pos0 + (1 - ab).sqrt() * eps_x, pos0)
         h_t = torch.where(noisy[..., None], ab.sqrt() * h0 + (1 - ab).sqrt() * eps_h, h0)
         drop = torch.rand(b, generator=generator) < self.cfg["cond_drop"]
-        pred_x, pred_h = self.denoiser(pos_t, h_t, steps.float() / self.cfg["timesteps"], spectrum, mask, drop)
+        if shell is not None:  # hidden independently of the spectrum, so either can condition alone
+            hide = torch.rand(b, generator=generator) < self.cfg["label_drop"]
+            shell = torch.where(hide[:, None], torch.zeros_like(shell), shell)
+        pred_x, pred_h = self.denoiser(pos_t, h_t, steps.float() / self.cfg["timesteps"], spectrum, mask, drop, shell)
         denom = m.sum() * 3
         loss_x = (((pred_x - eps_x) ** 2) * m).sum() / denom
         loss_h = (((pred_h - eps_h) ** 2) * m).sum() / (m.sum() * h0.shape[-1])
         return loss_x + loss_h, loss_x.detach(), loss_h.detach()
 
-    def _guided(self, pos, h, t, spectrum, mask, guidance, unconditional):
+    def _guided(self, pos, h, t, spectrum, mask, guidance, unconditional, shell):
         b = pos.shape[0]
         if unconditional:
             return self.denoiser(pos, h, t, spectrum, mask, torch.ones(b, dtype=torch.bool))
-        ex, eh = self.denoiser(pos, h, t, spectrum, mask, torch.zeros(b, dtype=torch.bool))
+        ex, eh = self.denoiser(pos, h, t, spectrum, mask, torch.zeros(b, dtype=torch.bool), shell)
         if guidance == 0:
             return ex, eh
         ux, uh = self.denoiser(pos, h, t, spectrum, mask, torch.ones(b, dtype=torch.bool))
@@ -200,8 +229,11 @@ class ShellDiffusion(nn.Module):
 
     @torch.no_grad()
     def sample(self, spectrum: np.ndarray, absorber_z: np.ndarray, k: int, n_samples: int, seed: int = 0,
-               guidance: float | None = None, unconditional: bool = False, steps: int | None = None):
-        """n_samples shells per spectrum: species (B, n, K) atomic numbers and offsets (B, n, K, 3) in Å."""
+               guidance: float | None = None, unconditional: bool = False, steps: int | None = None,
+               first_shell_counts=None):
+        """n_samples shells per spectrum: species (B, n, K) atomic numbers and offsets (B, n, K, 3) in Å.
+        first_shell_counts (B,): the CN each spectrum's shells are asked to have (e.g. the SPT's); None: unknown.
+        `unconditional` drops both the spectrum and the count (the prior)."""
         cfg = self.cfg
         guidance = cfg["guidance"] if guidance is None else guidance
         steps = steps or cfg["sample_steps"]
@@ -214,11 +246,13 @@ class ShellDiffusion(nn.Module):
         pos = torch.randn(b, k + 1, 3, generator=gen)
         h = torch.randn(b, k + 1, len(self.species_z), generator=gen)
         pos[:, 0], h[:, 0] = 0.0, h_abs[:, 0]
+        shell = (None if first_shell_counts is None or unconditional else
+                 self.requested_shell(np.repeat(np.asarray(first_shell_counts), n_samples), k))
         schedule = torch.linspace(cfg["timesteps"], 0, steps + 1).round().long()
         for t_now, t_next in zip(schedule[:-1], schedule[1:]):
             ab_now, ab_next = self.alpha_bar[t_now], self.alpha_bar[t_next]
             t_in = torch.full((b,), float(t_now) / cfg["timesteps"])
-            ex, eh = self._guided(pos, h, t_in, spectrum, mask, guidance, unconditional)
+            ex, eh = self._guided(pos, h, t_in, spectrum, mask, guidance, unconditional, shell)
             sigma = cfg["eta"] * ((1 - ab_next) / (1 - ab_now) * (1 - ab_now / ab_next)).clamp(min=0).sqrt()
             new = []
             for value, eps, limit in ((pos, ex, 4.0), (h, eh, 1.0)):
@@ -258,11 +292,13 @@ def fit_diffusion(species_z: np.ndarray, offsets: np.ndarray, absorber_z: np.nda
     model = ShellDiffusion(vocab, spectra.shape[1], cfg)
     ema = copy.deepcopy(model).eval()
     pos0, h0, mask = model.encode(species_z, offsets, absorber_z)
+    shell = model.first_shell(species_z, offsets)
     spec = torch.as_tensor(np.asarray(spectra, np.float32))
     val_tensors = None
     if val is not None and len(val[0]):
         vpos, vh, vmask = model.encode(val[0], val[1], val[2])
-        val_tensors = (vpos, vh, vmask, torch.as_tensor(np.asarray(val[3], np.float32)))
+        val_tensors = (vpos, vh, vmask, torch.as_tensor(np.asarray(val[3], np.float32)),
+                       model.first_shell(val[0], val[1]))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     n, bs = len(pos0), cfg["batch_size"]
     total_steps = cfg["epochs"] * math.ceil(n / bs)
@@ -276,7 +312,7 @@ def fit_diffusion(species_z: np.ndarray, offsets: np.ndarray, absorber_z: np.nda
         sums = np.zeros(3)
         for i in range(0, n, bs):
             idx = order[i:i + bs]
-            loss, lx, lh = model.loss(pos0[idx], h0[idx], mask[idx], spec[idx], generator=gen)
+            loss, lx, lh = model.loss(pos0[idx], h0[idx], mask[idx], spec[idx], shell[idx], generator=gen)
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -298,17 +334,19 @@ def fit_diffusion(species_z: np.ndarray, offsets: np.ndarray, absorber_z: np.nda
 
 
 @torch.no_grad()
-def evaluation_loss(model: ShellDiffusion, pos0, h0, mask, spectrum, repeats: int = 4) -> float:
+def evaluation_loss(model: ShellDiffusion, pos0, h0, mask, spectrum, shell=None, repeats: int = 4) -> float:
     """Mean denoising loss over fixed random steps and noise (seeded), comparable between epochs."""
     gen = torch.Generator().manual_seed(1234)
-    return float(np.mean([float(model.loss(pos0, h0, mask, spectrum, generator=gen)[0]) for _ in range(repeats)]))
+    return float(np.mean([float(model.loss(pos0, h0, mask, spectrum, shell, generator=gen)[0])
+                          for _ in range(repeats)]))
 
 
 def save_diffusion(path, model: ShellDiffusion, meta: dict) -> None:
     """Plain tensors and JSON text only, so the checkpoint loads with torch's safe weights_only reader."""
     from ..atomic import atomic_path
 
-    blob = {"state": model.state_dict(), "json": json.dumps({"species_z": model.species_z, "cfg": model.cfg,
+    blob = {"state": model.state_dict(), "json": json.dumps({"version": MODEL_VERSION, "species_z": model.species_z,
+                                                             "cfg": model.cfg,
             "grid_len": model.denoiser.spectrum[0].in_features, "meta": meta}, default=float)}
     with atomic_path(path) as tmp:
         torch.save(blob, tmp)
@@ -319,6 +357,9 @@ def load_diffusion(path) -> tuple[ShellDiffusion, dict]:
 
     blob = load_torch(path, weights_only=True)
     info = json.loads(blob["json"])
+    if info.get("version", 1) != MODEL_VERSION:
+        raise ModelError(f"{path}: diffusion checkpoint of model version {info.get('version', 1)}, this xasengine "
+                         f"needs {MODEL_VERSION}; retrain it (snakemake --forcerun train_diffusion)")
     model = ShellDiffusion(info["species_z"], info["grid_len"], info["cfg"])
     model.load_state_dict(blob["state"])
     return model.eval(), info["meta"]

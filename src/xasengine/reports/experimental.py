@@ -10,7 +10,6 @@ say anything about calibration, and the validation split is the fit's own data.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,6 +19,7 @@ from ..atomic import write_json, write_text
 from ..errors import ReportError
 from ..models.calibration import reliability
 from ..models.targets import TargetSpec, group_mask
+from ..standards import compound_of, read_standards
 from .delithiation import expected_value
 from .figures import pyplot, save_png
 from .tables import fmt, heading, html_page, html_table, paragraph, write_csv
@@ -27,27 +27,6 @@ from .tables import fmt, heading, html_page, html_table, paragraph, write_csv
 GROUP = "nonO"  # measured standards are transition-metal K edges
 DESCRIPTORS = ("OS", "CN")  # the two a beamline user checks a standard against
 WITHIN = 0.5  # |expected - nominal| that counts as read right for a mixed-valence or nominal compound
-
-
-def read_standards(path: str | Path) -> list[dict]:
-    """Nominal values per compound (resources/measured/standards.tsv): file_prefix, element, OS, CN, note."""
-    path = Path(path)
-    if not path.is_file():
-        raise ReportError(f"no standards table at {path}")
-    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    try:
-        rows = [{**r, "OS": float(r["OS"]), "CN": float(r["CN"])} for r in csv.DictReader(lines, delimiter="\t")]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ReportError(f"{path}: unreadable standards table ({exc}); need columns compound, file_prefix, "
-                          "element, OS, CN, note") from exc
-    return rows
-
-
-def compound_of(source: str, standards: list[dict]) -> dict | None:
-    """The standard whose file_prefix starts the scan's file name (the longest such prefix)."""
-    name = Path(source.split(":")[0]).name
-    matches = [s for s in standards if name.startswith(s["file_prefix"] + "_") or name.startswith(s["file_prefix"] + ".")]
-    return max(matches, key=lambda s: len(s["file_prefix"]), default=None)
 
 
 def predict_scans(scans: list[str], checkpoint: str, spectra_cfg: dict) -> tuple[list[dict], list[dict], list[dict],
@@ -166,7 +145,12 @@ def plot_oxidation(result: dict, path: str) -> None:
     compounds = list(dict.fromkeys(r["compound"] for r in result["scans"]))
     for r in result["scans"]:
         jitter = 0.06 * (compounds.index(r["compound"]) % 3 - 1)
-        ax.scatter(r["OS"]["nominal"] + jitter, r["OS"]["expected"], s=46, color=colours.get(r["element"], "0.4"),
+        x = r["OS"]["nominal"] + jitter
+        if "OS_shape" in r and abs(r["OS_shape"]["expected"] - r["OS"]["expected"]) > 1e-6:
+            ax.plot([x, x], [r["OS_shape"]["expected"], r["OS"]["expected"]], color="0.6", lw=0.6, zorder=1)
+            ax.scatter(x, r["OS_shape"]["expected"], s=30, facecolor="none", edgecolor=colours.get(r["element"], "0.4"),
+                       lw=0.8, zorder=2)
+        ax.scatter(x, r["OS"]["expected"], s=46, color=colours.get(r["element"], "0.4"),
                    marker="X" if r["ood"] else "o", edgecolor="black", lw=0.4, zorder=3)
     for c in result["compounds"]:
         ax.annotate(c["compound"], (c["OS"]["nominal"], c["OS"]["mean_expected"]), xytext=(6, 0),
@@ -177,12 +161,14 @@ def plot_oxidation(result: dict, path: str) -> None:
     for element, colour in colours.items():
         ax.scatter([], [], color=colour, label=element, edgecolor="black", lw=0.4)
     ax.scatter([], [], marker="X", color="white", edgecolor="black", label="flagged out of distribution")
+    ax.scatter([], [], s=30, facecolor="none", edgecolor="0.3", label="shape only (before the edge fusion)")
     ax.set_xlabel("nominal oxidation state")
     ax.set_ylabel("expected oxidation state  Σ p_k·OS_k")
     ax.set_xlim(-0.3, 4.7)
     ax.set_ylim(-0.3, 4.7)
     ax.legend(fontsize=8, loc="upper left")
-    ax.set_title("Joint SPT on measured spectra (one point per scan)", fontsize=10)
+    ax.set_title("Joint SPT × edge position on measured spectra (one point per scan,\nedge map fitted "
+                 "leave-one-compound-out)", fontsize=10)
     fig.tight_layout()
     save_png(fig, path)
 
@@ -245,6 +231,11 @@ def summary_sentences(result: dict) -> list[str]:
     text = [f"{exact['right']} of {exact['of']} scans of compounds with an integer nominal OS that is a training "
             f"class are read in the right OS class; {within['right']} of {within['of']} compounds have a mean "
             f"expected OS within ±{WITHIN} of nominal."]
+    shape = result.get("shape_only")
+    if shape:
+        text.append(f"Shape only (the SPT without the edge fusion): {shape['os_exact']['right']} of "
+                    f"{shape['os_exact']['of']} scans in the right OS class, {shape['compounds_within']['right']} of "
+                    f"{shape['compounds_within']['of']} compounds within ±{WITHIN}.")
     if result["nominal_not_a_class"]:
         text.append(f"{', '.join(result['nominal_not_a_class'])}: the nominal OS is not a class the model was "
                     "trained on, so these readings are wrong by construction; only the out-of-distribution flag "
@@ -261,28 +252,38 @@ def summary_sentences(result: dict) -> list[str]:
 
 def report_html(result: dict, png_names: dict) -> str:
     scans = [[r["scan"], r["compound"], r["calibration"], f"{r['OS']['nominal']:g}", f"{r['OS']['predicted']:g}",
-              f"{r['OS']['expected']:.2f}", ", ".join(f"{c}: {p:.2f}" for c, p in r["OS"]["probabilities"].items()
-                                                        if p >= 0.01),
+              f"{r['OS']['expected']:.2f}", fmt(r.get("OS_shape", {}).get("expected"), 2),
+              fmt(r.get("edge_fusion", {}).get("edge_above_foil_eV"), 2),
+              ", ".join(f"{c}: {p:.2f}" for c, p in r["OS"]["probabilities"].items() if p >= 0.01),
               f"{r['CN']['nominal']:g}", f"{r['CN']['predicted']:g}", fmt(r["latent_percentile"], 1),
               "yes" if r["ood"] else "no"] for r in result["scans"]]
-    marks = [["", "", "", "", "bad" if r["OS"]["exact"] is False else "", "", "", "",
+    marks = [["", "", "", "", "bad" if r["OS"]["exact"] is False else "", "", "", "", "", "",
               "bad" if r["CN"]["exact"] is False else "", "", "bad" if r["ood"] else ""] for r in result["scans"]]
-    compounds = [[c["compound"], c["element"], c["n_scans"], f"{c['OS']['nominal']:g}", f"{c['OS']['mean_expected']:.2f}",
-                  f"{c['OS']['abs_error']:.2f}", f"{c['CN']['nominal']:g}", f"{c['CN']['mean_expected']:.2f}",
-                  f"{c['ood_share']:.0%}"] for c in result["compounds"]]
+    shape = {c["compound"]: c for c in result.get("shape_only", {}).get("compounds", [])}
+    compounds = [[c["compound"], c["element"], c["n_scans"], f"{c['OS']['nominal']:g}",
+                  f"{c['OS']['mean_expected']:.2f}", f"{c['OS']['abs_error']:.2f}",
+                  fmt(shape.get(c["compound"], {}).get("OS", {}).get("mean_expected"), 2),
+                  f"{c['CN']['nominal']:g}", f"{c['CN']['mean_expected']:.2f}", f"{c['ood_share']:.0%}"]
+                 for c in result["compounds"]]
     calibration = [[name, fmt(v["temperature"], 3), v["after"]["n"], f"{v['before']['ece']:.3f}",
                     f"{v['after']['ece']:.3f}"] for name, v in result["calibration"].items()]
     return html_page("Measured spectra: the joint SPT against the nominal values of known compounds", [
         paragraph(f"Model {result['model']}. Every scan is processed as `xasengine predict` processes it "
-                  "(foil calibration, Larch pre_edge, the training grid relative to E0); no domain-alignment "
-                  "step beyond that is applied (see benchmarks/README.md for the candidates measured so far)."),
+                  "(foil calibration, Larch pre_edge, the training grid relative to E0). The OS probabilities are "
+                  "then fused with the scan's edge position (shape × edge, xasengine.models.edge_fusion): the "
+                  "half-step edge above the foil is mapped onto FEFF's scale by a line fitted on the other "
+                  "compounds' scans (leave-one-compound-out) and scored against the simulated training edges of "
+                  "each OS. The shape-only reading is shown beside it; benchmarks/README.md has the candidates "
+                  "measured on the way."),
         *(paragraph(t) for t in summary_sentences(result)),
         heading("Per compound"),
-        html_table(["compound", "element", "scans", "nominal OS", "mean expected OS", "|error|", "nominal CN",
+        html_table(["compound", "element", "scans", "nominal OS", "mean expected OS", "|error|",
+                    "mean expected OS, shape only", "nominal CN",
                     "mean expected CN", "flagged OOD"], compounds),
         heading("Per scan"),
         html_table(["scan", "compound", "energy calibration", "nominal OS", "predicted OS", "expected OS",
-                    "OS probabilities", "nominal CN", "predicted CN", "latent distance percentile", "OOD"],
+                    "expected OS, shape only", "edge above foil (eV)", "OS probabilities", "nominal CN",
+                    "predicted CN", "latent distance percentile", "OOD"],
                    scans, marks),
         heading("Calibration on the simulated test split"),
         html_table(["descriptor", "temperature (fitted on validation)", "test sites", "ECE before", "ECE after"],
@@ -291,27 +292,68 @@ def report_html(result: dict, png_names: dict) -> str:
     ])
 
 
-def write_experimental(scans: list[str], standards_path: str, checkpoint: str, shards: list[str], spectra_cfg: dict,
-                       outputs: dict) -> dict:
+def fuse_leave_one_compound_out(results: list[dict], standards: list[dict], edge_map_path: str, meta: dict) -> dict:
+    """Shape x edge OS for every scan, its map fitted on the *other* compounds' standards (a compound's own scans
+    never inform its prediction); `results` are changed in place, the edge map's document is returned."""
+    from ..edge_map import refit_without
+    from ..predict import apply_edge_fusion
+    from ..readers import read_json
+
+    doc = read_json(edge_map_path)
+    classes = next(TargetSpec.from_dict(d) for d in meta["targets"] if d["name"] == "OS").classes
+    for record in results:
+        standard = compound_of(record["source"], standards)
+        edge_map = refit_without(doc, standard["compound"]) if standard else doc["map"]
+        apply_edge_fusion(record, doc["stats"], edge_map, classes)
+    return doc
+
+
+def shape_only(results: list[dict]) -> list[dict]:
+    """Copies of the records with the SPT's own OS probabilities back in place of the fused ones."""
+    out = []
+    for record in results:
+        fusion = record.get("edge_fusion", {})
+        if fusion.get("applied"):
+            record = {**record, "descriptors": {**record["descriptors"],
+                                                "OS": {"value": fusion["shape_value"],
+                                                       "probabilities": fusion["shape_probabilities"]}}}
+        out.append(record)
+    return out
+
+
+def write_experimental(scans: list[str], standards_path: str, checkpoint: str, edge_map_path: str,
+                       shards: list[str], spectra_cfg: dict, outputs: dict) -> dict:
     """outputs: json, csv, html, oxidation, probabilities, spectra, reliability (PNGs)."""
     from ..predict import plot_predictions
 
     standards = read_standards(standards_path)
     items, results, failed, models = predict_scans(scans, checkpoint, spectra_cfg)
     model, meta, _ = models[GROUP]
+    edge_doc = fuse_leave_one_compound_out(results, standards, edge_map_path, meta)
     rows = scan_rows(results, standards, meta)
     if not rows:
         raise ReportError(f"no scan of {len(scans)} files matches a compound of {standards_path}")
     result = experimental(rows, failed, simulated_test_reliability(shards, model, meta), str(checkpoint))
+    shape_rows = scan_rows(shape_only(results), standards, meta)
+    result["shape_only"] = {k: v for k, v in experimental(shape_rows, [], {}, str(checkpoint)).items()
+                            if k in ("os_exact", "compounds_within", "compounds")}
+    for row, shape_row, record in zip(rows, shape_rows, (r for r in results if compound_of(r["source"], standards))):
+        row["OS_shape"] = shape_row["OS"]
+        row["edge_fusion"] = {"edge_above_foil_eV": record["processing"]["edge_above_foil_eV"],
+                              **{k: v for k, v in record.get("edge_fusion", {}).items()
+                                 if k not in ("shape_probabilities", "shape_value")}}
+    result["edge_map"] = {"path": edge_map_path, "fitted_on_all": edge_doc["map"], "stats": edge_doc["stats"]}
     plot_oxidation(result, outputs["oxidation"])
     plot_probabilities(result, outputs["probabilities"])
     plot_reliability(result["calibration"], outputs["reliability"])
     plot_predictions(outputs["spectra"], *_first_scan_per_compound(items, results, rows), models)
     write_csv(outputs["csv"], ["scan", "compound", "element", "nominal_OS", "predicted_OS", "expected_OS",
-                               "nominal_CN", "predicted_CN", "expected_CN", "latent_percentile", "ood",
-                               "typicality_percentile", "calibration"],
+                               "expected_OS_shape_only", "edge_above_foil_eV", "nominal_CN", "predicted_CN",
+                               "expected_CN", "latent_percentile", "ood", "typicality_percentile", "calibration"],
               [[r["scan"], r["compound"], r["element"], r["OS"]["nominal"], r["OS"]["predicted"],
-                round(r["OS"]["expected"], 4), r["CN"]["nominal"], r["CN"]["predicted"], round(r["CN"]["expected"], 4),
+                round(r["OS"]["expected"], 4), round(r["OS_shape"]["expected"], 4),
+                r["edge_fusion"].get("edge_above_foil_eV", ""), r["CN"]["nominal"], r["CN"]["predicted"],
+                round(r["CN"]["expected"], 4),
                 r["latent_percentile"], r["ood"], r["typicality_percentile"], r["calibration"]] for r in rows])
     write_text(outputs["html"], report_html(result, {k: Path(v).name for k, v in outputs.items() if v.endswith(".png")}))
     write_json(outputs["json"], result)

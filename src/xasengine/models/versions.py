@@ -1,0 +1,5 @@
+"""Versions of trained-model formats, importable without torch (the Snakefile reads them at parse time)."""
+
+# Bumped whenever a checkpoint of the previous code can no longer be loaded or means something else; the train
+# rule's params carry it, so an existing results/ retrains instead of failing on the old weights.
+DIFFUSION_MODEL_VERSION = 2  # 2: first-shell node labels (the shell's CN as a condition)
