@@ -56,8 +56,8 @@ def main() -> None:
                 outputs = {k: str(Path(tmp) / f"e.{k}.{'png' if k in ('oxidation', 'probabilities', 'spectra', 'reliability') else k}")
                            for k in ("json", "csv", "html", "oxidation", "probabilities", "spectra", "reliability")}
                 result = write_experimental(scans, "resources/measured/standards.tsv", str(checkpoint), edge_map,
-                                            shards, cfg["spectra"], outputs)
-            shape = result["shape_only"]
+                                            shards, cfg["spectra"], outputs, edge_fusion=True)
+            shape = result["other"]
             for variant, res in ((name + " ×edge", result), (name + " shape only", shape)):
                 rows.setdefault(variant, []).append({
                     "seed": seed, "sim_test_os_f1": round(float(sim), 4), "os_exact": res["os_exact"],

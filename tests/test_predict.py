@@ -158,23 +158,24 @@ def test_experimental_report_scores_every_measured_scan(tiny_workflow):
     assert len(rows) == 4 and rows[0].startswith("scan,compound,element,nominal_OS,predicted_OS,expected_OS")
     # shape x edge, leave-one-compound-out: the three test scans hold one Mn compound besides each Mn one, and
     # the map's slope needs two compounds of one element, so no scan's map can be fitted without its own compound
-    assert result["shape_only"]["os_exact"]["of"] == 3
+    assert result["headline"] == "shape only" and result["other"]["reading"] == "shape × edge"
+    assert result["other"]["os_exact"]["of"] == 3
     for r in result["scans"]:
         assert r["edge_fusion"]["applied"] is False and "too few measured standards" in r["edge_fusion"]["why"]
-        assert r["OS_shape"] == r["OS"]
+        assert r["OS_other"] == r["OS"] and r["edge_fusion"]["edge_above_foil_eV"] > 0
 
 
 def test_measured_os_is_fused_with_the_edge_map_beside_the_model(tiny_workflow):
-    """`predict --model results/models` finds edge_map.json (rule edge_map, fitted on the three test scans) and
-    moves the OS probabilities of calibrated scans towards the state whose simulated edges match; the shape-only
-    reading is kept in the record and is what --no-edge-fusion reports."""
+    """`predict --edge-fusion --model results/models` finds edge_map.json (rule edge_map, fitted on the three
+    test scans) and moves the OS probabilities of calibrated scans towards the state whose simulated edges match;
+    the shape-only reading is kept in the record and is what predict reports without the flag."""
     from xasengine.models.edge_fusion import map_edge
 
     doc = json.loads((tiny_workflow.root / "results" / "models" / "edge_map.json").read_text())
     assert {s["compound"] for s in doc["standards"]} == {"MnO", "MnO2", "NiOH2"} and doc["map"] is not None
     assert set(doc["stats"]) >= {"Mn"} and all(v["sd"] >= 0.5 for lv in doc["stats"].values() for v in lv.values())
-    fused = {r["source"]: r for r in json.loads(_predict(tiny_workflow, str(XDI)).stdout)}
-    shape = {r["source"]: r for r in json.loads(_predict(tiny_workflow, str(XDI), "--no-edge-fusion").stdout)}
+    fused = {r["source"]: r for r in json.loads(_predict(tiny_workflow, str(XDI), "--edge-fusion").stdout)}
+    shape = {r["source"]: r for r in json.loads(_predict(tiny_workflow, str(XDI)).stdout)}
     assert fused.keys() == shape.keys()
     for source, f in fused.items():
         assert not shape[source]["edge_fusion"]["applied"]
@@ -187,6 +188,9 @@ def test_measured_os_is_fused_with_the_edge_map_beside_the_model(tiny_workflow):
         assert f"{f['descriptors']['OS']['value']:g}" == max(probs, key=probs.get)
     edges = {Path(s).name: f["edge_fusion"]["edge_above_foil_eV"] for s, f in fused.items()}
     assert edges["MnO_rt_01.xdi"] + 5 < edges["MnO2_rt_01.xdi"]  # measured: 4.4 and 12.4 eV above the Mn foil
+    missing = _predict(tiny_workflow, str(XDI), "--edge-fusion", "--edge-map", str(XDI / "no-such-map.json"))
+    errors = [line for line in missing.stderr.splitlines() if line.strip()]
+    assert missing.returncode == 1 and len(errors) == 1 and "no-such-map.json" in errors[0]
 
 
 def test_standards_table_names_a_damaged_file(tmp_path):

@@ -126,11 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ood-percentile", type=float, default=95.0,
                    help="flag a prediction out of distribution ('ood') when its SPT-latent distance to the training "
                         "set exceeds this percentile of the validation spectra's (default 95)")
+    p.add_argument("--edge-fusion", action="store_true",
+                   help="fuse measured scans' OS probabilities with their edge position (shape x edge; the SPT's own "
+                        "ones are kept in the record); off by default: no gain measured for the SPT")
     p.add_argument("--edge-map", default=None,
-                   help="measured-to-FEFF edge map for the shape x edge OS fusion (default: edge_map.json beside the "
-                        "checkpoints, written by the workflow's edge_map rule)")
-    p.add_argument("--no-edge-fusion", action="store_true",
-                   help="report the SPT's shape-only OS probabilities for measured scans")
+                   help="edge map for --edge-fusion (default: edge_map.json beside the checkpoints, written by the "
+                        "workflow's edge_map rule)")
     p.set_defaults(func=_predict)
     p = sub.add_parser("generate", help="candidate coordination shells (XYZ) for spectra from the diffusion model")
     p.add_argument("inputs", nargs="+", help="spectrum files (XDI or two-column), folders of them, or HDF5 shards")

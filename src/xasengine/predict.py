@@ -47,16 +47,15 @@ def load_models(model_path: str) -> dict:
 
 
 def load_edge_map(model_path: str, explicit: str | None = None) -> dict | None:
-    """The edge map to fuse with (models.edge_fusion): `explicit`, else edge_map.json beside the checkpoints,
-    else None (shape-only predictions, said so in each record)."""
+    """The edge map for --edge-fusion (models.edge_fusion): `explicit`, else edge_map.json beside the
+    checkpoints; a missing one is an error, since the user asked for the fusion."""
     from .readers import read_json
 
     path = Path(explicit) if explicit else (Path(model_path) if Path(model_path).is_dir() else
                                             Path(model_path).parent) / EDGE_MAP_FILE
     if not path.is_file():
-        if explicit:
-            raise PredictError(f"no edge map at {explicit}")
-        return None
+        raise PredictError(f"--edge-fusion: no edge map at {path} (built by `snakemake results/models/edge_map.json`"
+                           ", or give --edge-map)")
     try:
         doc = read_json(path)
         return {"stats": doc["stats"], "map": doc["map"], "path": str(path)}
@@ -72,7 +71,7 @@ def apply_edge_fusion(record: dict, stats: dict, edge_map: dict | None, classes)
     if processing is None or entry is None or "probabilities" not in entry:
         return
     if edge_map is None:
-        why = "no edge map (--no-edge-fusion, none beside the model, or too few measured standards to fit one)"
+        why = "no edge map (no --edge-fusion, none beside the model, or too few measured standards to fit one)"
     elif processing["calibration"] == "none":
         why = "energy axis not calibrated (no reference foil, no --e0-shift)"
     else:
@@ -369,7 +368,7 @@ def predict_cli(args) -> int:
     """Each input file succeeds or fails on its own: 1 if any failed (each named on stderr and as a failed row)."""
     models = load_models(args.model)
     grid_len = len(next(iter(models.values()))[1]["energy_grid"])
-    edge_map = None if args.no_edge_fusion else load_edge_map(args.model, args.edge_map)
+    edge_map = load_edge_map(args.model, args.edge_map) if args.edge_fusion else None
     items, failed = gathered_items(args, grid_len)
     results, unfit = predict_items(items, models, args.ood_percentile, edge_map)
     failed += unfit

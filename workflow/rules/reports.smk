@@ -223,6 +223,7 @@ rule experimental:
         ENV
     params:
         spectra=config["spectra"],
+        edge_fusion=config["reports"]["measured"]["edge_fusion"],
     script:
         "../scripts/experimental.py"
 

@@ -146,9 +146,9 @@ def plot_oxidation(result: dict, path: str) -> None:
     for r in result["scans"]:
         jitter = 0.06 * (compounds.index(r["compound"]) % 3 - 1)
         x = r["OS"]["nominal"] + jitter
-        if "OS_shape" in r and abs(r["OS_shape"]["expected"] - r["OS"]["expected"]) > 1e-6:
-            ax.plot([x, x], [r["OS_shape"]["expected"], r["OS"]["expected"]], color="0.6", lw=0.6, zorder=1)
-            ax.scatter(x, r["OS_shape"]["expected"], s=30, facecolor="none", edgecolor=colours.get(r["element"], "0.4"),
+        if "OS_other" in r and abs(r["OS_other"]["expected"] - r["OS"]["expected"]) > 1e-6:
+            ax.plot([x, x], [r["OS_other"]["expected"], r["OS"]["expected"]], color="0.6", lw=0.6, zorder=1)
+            ax.scatter(x, r["OS_other"]["expected"], s=30, facecolor="none", edgecolor=colours.get(r["element"], "0.4"),
                        lw=0.8, zorder=2)
         ax.scatter(x, r["OS"]["expected"], s=46, color=colours.get(r["element"], "0.4"),
                    marker="X" if r["ood"] else "o", edgecolor="black", lw=0.4, zorder=3)
@@ -161,14 +161,16 @@ def plot_oxidation(result: dict, path: str) -> None:
     for element, colour in colours.items():
         ax.scatter([], [], color=colour, label=element, edgecolor="black", lw=0.4)
     ax.scatter([], [], marker="X", color="white", edgecolor="black", label="flagged out of distribution")
-    ax.scatter([], [], s=30, facecolor="none", edgecolor="0.3", label="shape only (before the edge fusion)")
+    if "other" in result:
+        ax.scatter([], [], s=30, facecolor="none", edgecolor="0.3", label=result["other"]["reading"])
     ax.set_xlabel("nominal oxidation state")
     ax.set_ylabel("expected oxidation state  Σ p_k·OS_k")
     ax.set_xlim(-0.3, 4.7)
     ax.set_ylim(-0.3, 4.7)
     ax.legend(fontsize=8, loc="upper left")
-    ax.set_title("Joint SPT × edge position on measured spectra (one point per scan,\nedge map fitted "
-                 "leave-one-compound-out)", fontsize=10)
+    ax.set_title(f"Joint SPT on measured spectra: {result.get('headline', SHAPE)}, filled, one per scan\n"
+                 f"(hollow: {result.get('other', {}).get('reading', '–')}; edge map fitted leave-one-compound-out)",
+                 fontsize=9.5)
     fig.tight_layout()
     save_png(fig, path)
 
@@ -231,11 +233,12 @@ def summary_sentences(result: dict) -> list[str]:
     text = [f"{exact['right']} of {exact['of']} scans of compounds with an integer nominal OS that is a training "
             f"class are read in the right OS class; {within['right']} of {within['of']} compounds have a mean "
             f"expected OS within ±{WITHIN} of nominal."]
-    shape = result.get("shape_only")
-    if shape:
-        text.append(f"Shape only (the SPT without the edge fusion): {shape['os_exact']['right']} of "
-                    f"{shape['os_exact']['of']} scans in the right OS class, {shape['compounds_within']['right']} of "
-                    f"{shape['compounds_within']['of']} compounds within ±{WITHIN}.")
+    other = result.get("other")
+    if other:
+        text.append(f"Headline reading: {result['headline']}. The other reading, {other['reading']}: "
+                    f"{other['os_exact']['right']} of {other['os_exact']['of']} scans in the right OS class, "
+                    f"{other['compounds_within']['right']} of {other['compounds_within']['of']} compounds within "
+                    f"±{WITHIN}.")
     if result["nominal_not_a_class"]:
         text.append(f"{', '.join(result['nominal_not_a_class'])}: the nominal OS is not a class the model was "
                     "trained on, so these readings are wrong by construction; only the out-of-distribution flag "
@@ -252,14 +255,15 @@ def summary_sentences(result: dict) -> list[str]:
 
 def report_html(result: dict, png_names: dict) -> str:
     scans = [[r["scan"], r["compound"], r["calibration"], f"{r['OS']['nominal']:g}", f"{r['OS']['predicted']:g}",
-              f"{r['OS']['expected']:.2f}", fmt(r.get("OS_shape", {}).get("expected"), 2),
+              f"{r['OS']['expected']:.2f}", fmt(r.get("OS_other", {}).get("expected"), 2),
               fmt(r.get("edge_fusion", {}).get("edge_above_foil_eV"), 2),
               ", ".join(f"{c}: {p:.2f}" for c, p in r["OS"]["probabilities"].items() if p >= 0.01),
               f"{r['CN']['nominal']:g}", f"{r['CN']['predicted']:g}", fmt(r["latent_percentile"], 1),
               "yes" if r["ood"] else "no"] for r in result["scans"]]
     marks = [["", "", "", "", "bad" if r["OS"]["exact"] is False else "", "", "", "", "", "",
               "bad" if r["CN"]["exact"] is False else "", "", "bad" if r["ood"] else ""] for r in result["scans"]]
-    shape = {c["compound"]: c for c in result.get("shape_only", {}).get("compounds", [])}
+    other = result.get("other", {"reading": "–"})
+    shape = {c["compound"]: c for c in other.get("compounds", [])}
     compounds = [[c["compound"], c["element"], c["n_scans"], f"{c['OS']['nominal']:g}",
                   f"{c['OS']['mean_expected']:.2f}", f"{c['OS']['abs_error']:.2f}",
                   fmt(shape.get(c["compound"], {}).get("OS", {}).get("mean_expected"), 2),
@@ -269,20 +273,21 @@ def report_html(result: dict, png_names: dict) -> str:
                     f"{v['after']['ece']:.3f}"] for name, v in result["calibration"].items()]
     return html_page("Measured spectra: the joint SPT against the nominal values of known compounds", [
         paragraph(f"Model {result['model']}. Every scan is processed as `xasengine predict` processes it "
-                  "(foil calibration, Larch pre_edge, the training grid relative to E0). The OS probabilities are "
-                  "then fused with the scan's edge position (shape × edge, xasengine.models.edge_fusion): the "
-                  "half-step edge above the foil is mapped onto FEFF's scale by a line fitted on the other "
+                  "(foil calibration, Larch pre_edge, the training grid relative to E0). Two readings: the SPT's "
+                  "own (shape only: its grid starts at each spectrum's E0, so it cannot see the chemical shift) "
+                  "and shape × edge (xasengine.models.edge_fusion, `xasengine predict --edge-fusion`): the "
+                  "half-step edge above the foil is mapped onto FEFF's scale by a line fitted on the *other* "
                   "compounds' scans (leave-one-compound-out) and scored against the simulated training edges of "
-                  "each OS. The shape-only reading is shown beside it; benchmarks/README.md has the candidates "
-                  "measured on the way."),
+                  f"each OS. Headline: {result.get('headline', SHAPE)} (config reports.measured.edge_fusion); "
+                  "benchmarks/README.md has the candidates measured on the way."),
         *(paragraph(t) for t in summary_sentences(result)),
         heading("Per compound"),
         html_table(["compound", "element", "scans", "nominal OS", "mean expected OS", "|error|",
-                    "mean expected OS, shape only", "nominal CN",
+                    f"mean expected OS, {other['reading']}", "nominal CN",
                     "mean expected CN", "flagged OOD"], compounds),
         heading("Per scan"),
         html_table(["scan", "compound", "energy calibration", "nominal OS", "predicted OS", "expected OS",
-                    "expected OS, shape only", "edge above foil (eV)", "OS probabilities", "nominal CN",
+                    f"expected OS, {other['reading']}", "edge above foil (eV)", "OS probabilities", "nominal CN",
                     "predicted CN", "latent distance percentile", "OOD"],
                    scans, marks),
         heading("Calibration on the simulated test split"),
@@ -321,24 +326,31 @@ def shape_only(results: list[dict]) -> list[dict]:
     return out
 
 
+SHAPE, FUSED = "shape only", "shape × edge"  # the SPT's own reading; fused with the edge position (LOCO map)
+
+
 def write_experimental(scans: list[str], standards_path: str, checkpoint: str, edge_map_path: str,
-                       shards: list[str], spectra_cfg: dict, outputs: dict) -> dict:
-    """outputs: json, csv, html, oxidation, probabilities, spectra, reliability (PNGs)."""
+                       shards: list[str], spectra_cfg: dict, outputs: dict, edge_fusion: bool = False) -> dict:
+    """outputs: json, csv, html, oxidation, probabilities, spectra, reliability (PNGs). edge_fusion: which of the
+    two readings is the headline (the config's reports.measured.edge_fusion); the other is shown beside it."""
     from ..predict import plot_predictions
 
     standards = read_standards(standards_path)
     items, results, failed, models = predict_scans(scans, checkpoint, spectra_cfg)
     model, meta, _ = models[GROUP]
     edge_doc = fuse_leave_one_compound_out(results, standards, edge_map_path, meta)
-    rows = scan_rows(results, standards, meta)
+    readings = {FUSED: results, SHAPE: shape_only(results)}
+    headline, other = (FUSED, SHAPE) if edge_fusion else (SHAPE, FUSED)
+    rows = scan_rows(readings[headline], standards, meta)
     if not rows:
         raise ReportError(f"no scan of {len(scans)} files matches a compound of {standards_path}")
     result = experimental(rows, failed, simulated_test_reliability(shards, model, meta), str(checkpoint))
-    shape_rows = scan_rows(shape_only(results), standards, meta)
-    result["shape_only"] = {k: v for k, v in experimental(shape_rows, [], {}, str(checkpoint)).items()
-                            if k in ("os_exact", "compounds_within", "compounds")}
-    for row, shape_row, record in zip(rows, shape_rows, (r for r in results if compound_of(r["source"], standards))):
-        row["OS_shape"] = shape_row["OS"]
+    other_rows = scan_rows(readings[other], standards, meta)
+    result["headline"] = headline
+    result["other"] = {"reading": other} | {k: v for k, v in experimental(other_rows, [], {}, str(checkpoint)).items()
+                                            if k in ("os_exact", "compounds_within", "compounds")}
+    for row, other_row, record in zip(rows, other_rows, (r for r in results if compound_of(r["source"], standards))):
+        row["OS_other"] = other_row["OS"]
         row["edge_fusion"] = {"edge_above_foil_eV": record["processing"]["edge_above_foil_eV"],
                               **{k: v for k, v in record.get("edge_fusion", {}).items()
                                  if k not in ("shape_probabilities", "shape_value")}}
@@ -346,12 +358,13 @@ def write_experimental(scans: list[str], standards_path: str, checkpoint: str, e
     plot_oxidation(result, outputs["oxidation"])
     plot_probabilities(result, outputs["probabilities"])
     plot_reliability(result["calibration"], outputs["reliability"])
-    plot_predictions(outputs["spectra"], *_first_scan_per_compound(items, results, rows), models)
+    plot_predictions(outputs["spectra"], *_first_scan_per_compound(items, readings[headline], rows), models)
+    tag = "fused" if other == FUSED else "shape_only"
     write_csv(outputs["csv"], ["scan", "compound", "element", "nominal_OS", "predicted_OS", "expected_OS",
-                               "expected_OS_shape_only", "edge_above_foil_eV", "nominal_CN", "predicted_CN",
+                               f"expected_OS_{tag}", "edge_above_foil_eV", "nominal_CN", "predicted_CN",
                                "expected_CN", "latent_percentile", "ood", "typicality_percentile", "calibration"],
               [[r["scan"], r["compound"], r["element"], r["OS"]["nominal"], r["OS"]["predicted"],
-                round(r["OS"]["expected"], 4), round(r["OS_shape"]["expected"], 4),
+                round(r["OS"]["expected"], 4), round(r["OS_other"]["expected"], 4),
                 r["edge_fusion"].get("edge_above_foil_eV", ""), r["CN"]["nominal"], r["CN"]["predicted"],
                 round(r["CN"]["expected"], 4),
                 r["latent_percentile"], r["ood"], r["typicality_percentile"], r["calibration"]] for r in rows])
