@@ -26,7 +26,7 @@ CARD = "results/reports/dataset_card.md"
 # built (the benchmark report then quotes their spread, so it must be for the current data)
 MODEL_RULES = {"train_spt", "train_spt_expert", "evaluate_spt", "train_baseline", "benchmark", "robustness",
                "expert_vs_joint", "umap_embed", "seed_run", "benchmark_seeds", "train_diffusion", "evaluate_diffusion",
-               "diffusion_consistency", "diffusion_report", "delithiation", "experimental", "finetune_spt",
+               "diffusion_consistency", "diffusion_report", "delithiation", "experimental", "edge_map", "finetune_spt",
                "amorphous_report"}
 
 

@@ -275,7 +275,9 @@ def diffusion_train_cfg():
     cfg["model"] = {
         k: v for k, v in cfg["model"].items() if k not in ("guidance", "sample_steps")
     }
-    cfg["model_version"] = DIFFUSION_MODEL_VERSION  # new code that changes the weights' meaning retrains
+    cfg["model_version"] = (
+        DIFFUSION_MODEL_VERSION  # new code that changes the weights' meaning retrains
+    )
     return cfg
 
 
