@@ -22,6 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..errors import ModelError
+from .shell_metrics import OXYGEN
 from .versions import DIFFUSION_MODEL_VERSION
 
 DEFAULTS = {
@@ -181,7 +182,7 @@ class ShellDiffusion(nn.Module):
     def first_shell(self, species_z: np.ndarray, offsets: np.ndarray) -> torch.Tensor:
         """(B, K+1) labels of true shells: +1 for O within first_shell_cutoff, -1 for every other neighbour."""
         dist = np.linalg.norm(np.nan_to_num(np.asarray(offsets, float), nan=1e9), axis=-1)
-        bond = (np.asarray(species_z) == 8) & (dist < self.cfg["first_shell_cutoff"])
+        bond = (np.asarray(species_z) == OXYGEN) & (dist < self.cfg["first_shell_cutoff"])
         labels = torch.zeros(bond.shape[0], bond.shape[1] + 1)
         labels[:, 1:] = torch.as_tensor(np.where(bond, 1.0, -1.0), dtype=torch.float32)
         return labels
