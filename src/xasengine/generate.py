@@ -57,15 +57,14 @@ def requested_cn(args, items: list[dict]) -> tuple[list, str]:
             raise PredictError(f"no SPT checkpoint at {args.spt}")
         return [None] * len(items), "none asked (no joint SPT beside the model)"
     from .errors import XasEngineError
-    from .models.family import load_model
+    from .models.family import predicted_cn
 
     try:
-        spt = load_model(path)
+        cn = predicted_cn(path, [it["spectrum"] for it in items], [it["element"] for it in items])
     except XasEngineError as exc:
         raise PredictError(str(exc)) from exc
-    if "CN" not in spt.targets or not items:
+    if cn is None:
         return [None] * len(items), "none asked (the SPT has no CN head)"
-    cn = spt.predict(np.stack([it["spectrum"] for it in items]), np.array([it["element"] for it in items]))["CN"]
     return [float(c) for c in cn], f"joint SPT {path}"
 
 

@@ -160,6 +160,14 @@ def load_model(path: str | os.PathLike) -> FittedModel:
     return bundle["model"]
 
 
+def predicted_cn(path: str | os.PathLike, spectra, elements) -> np.ndarray | None:
+    """The CN a saved model reads from spectra, None if it has no CN head: what diffusion shells are asked for."""
+    model = load_model(path)
+    if "CN" not in model.targets or len(spectra) == 0:
+        return None
+    return np.asarray(model.predict(np.asarray(spectra), np.asarray(elements))["CN"], dtype=float)
+
+
 @dataclass
 class GroupTable:
     """One site group's rows of a site table, as the baselines see them (training elements only)."""

@@ -16,6 +16,7 @@ from ..atomic import atomic_path, write_json, write_text
 from ..environments import absorber_numbers, join_environments, read_environments
 from ..errors import ReportError
 from ..models.diffusion import load_diffusion
+from ..models.family import predicted_cn
 from ..models.shell_metrics import SCORE_KEYS, bond_angles, first_shell, shell_scores, summarise
 from ..shards import read_shards
 from .tables import fmt
@@ -85,7 +86,8 @@ def evaluate_diffusion(shards, env_paths, checkpoint, spt_checkpoint, cfg: dict,
     n_side = max(1, n // 2)
     absorbers = absorber_numbers(sites["element"][rows])
     guidance, steps = sampling_settings(cfg)
-    spt_cn = _spt_cn_predictions(spt_checkpoint, sites, rows) if spt_checkpoint else None
+    spt_cn = (predicted_cn(spt_checkpoint, sites["spectrum"][rows], sites["element"][rows])
+              if spt_checkpoint else None)
     spectra = sites["spectrum"][rows]
     start = time.perf_counter()
     gen_species, gen_offsets = model.sample(spectra, absorbers, k, n, seed=cfg["sample_seed"], guidance=guidance,
@@ -130,16 +132,6 @@ def evaluate_diffusion(shards, env_paths, checkpoint, spt_checkpoint, cfg: dict,
         fh.create_dataset("template_species", data=tmpl_species)
         fh.create_dataset("template_offsets", data=tmpl_offsets)
     return record
-
-
-def _spt_cn_predictions(spt_checkpoint, sites, rows) -> np.ndarray | None:
-    """The joint SPT's CN for the sites' spectra (None if the checkpoint has no CN head)."""
-    from ..models.family import load_model
-
-    model = load_model(spt_checkpoint)
-    if "CN" not in model.targets:
-        return None
-    return np.asarray(model.predict(sites["spectrum"][rows], sites["element"][rows])["CN"], dtype=float)
 
 
 def _spt_cn(pred: np.ndarray, sites, rows, cutoff: float) -> dict:

@@ -46,12 +46,17 @@ def predict_scans(scans: list[str], checkpoint: str, spectra_cfg: dict) -> tuple
     return items, results, failed + unfit, models
 
 
-def scan_rows(results: list[dict], standards: list[dict], meta: dict) -> list[dict]:
+def known_compounds(results: list[dict], standards: list[dict]) -> dict[str, dict]:
+    """source -> its standard's row, for the scans whose file names a standard (matched once per report)."""
+    return {r["source"]: standard for r in results if (standard := compound_of(r["source"], standards))}
+
+
+def scan_rows(results: list[dict], known: dict[str, dict], meta: dict) -> list[dict]:
     """One row per predicted scan of a known compound: nominal vs predicted, probabilities, trust."""
     specs = {d["name"]: TargetSpec.from_dict(d) for d in meta["targets"]}
     rows = []
     for record in results:
-        standard = compound_of(record["source"], standards)
+        standard = known.get(record["source"])
         if standard is None:
             continue
         row = {"source": record["source"], "scan": Path(record["source"].split(":")[0]).name,
@@ -297,7 +302,7 @@ def report_html(result: dict, png_names: dict) -> str:
     ])
 
 
-def fuse_leave_one_compound_out(results: list[dict], standards: list[dict], edge_map_path: str, meta: dict) -> dict:
+def fuse_leave_one_compound_out(results: list[dict], known: dict[str, dict], edge_map_path: str, meta: dict) -> dict:
     """Shape x edge OS for every scan, its map fitted on the *other* compounds' standards (a compound's own scans
     never inform its prediction); `results` are changed in place, the edge map's document is returned."""
     from ..edge_map import refit_without
@@ -307,7 +312,7 @@ def fuse_leave_one_compound_out(results: list[dict], standards: list[dict], edge
     doc = read_json(edge_map_path)
     classes = next(TargetSpec.from_dict(d) for d in meta["targets"] if d["name"] == "OS").classes
     for record in results:
-        standard = compound_of(record["source"], standards)
+        standard = known.get(record["source"])
         edge_map = refit_without(doc, standard["compound"]) if standard else doc["map"]
         apply_edge_fusion(record, doc["stats"], edge_map, classes)
     return doc
@@ -338,18 +343,19 @@ def write_experimental(scans: list[str], standards_path: str, checkpoint: str, e
     standards = read_standards(standards_path)
     items, results, failed, models = predict_scans(scans, checkpoint, spectra_cfg)
     model, meta, _ = models[GROUP]
-    edge_doc = fuse_leave_one_compound_out(results, standards, edge_map_path, meta)
+    known = known_compounds(results, standards)
+    edge_doc = fuse_leave_one_compound_out(results, known, edge_map_path, meta)
     readings = {FUSED: results, SHAPE: shape_only(results)}
     headline, other = (FUSED, SHAPE) if edge_fusion else (SHAPE, FUSED)
-    rows = scan_rows(readings[headline], standards, meta)
+    rows = scan_rows(readings[headline], known, meta)
     if not rows:
         raise ReportError(f"no scan of {len(scans)} files matches a compound of {standards_path}")
     result = experimental(rows, failed, simulated_test_reliability(shards, model, meta), str(checkpoint))
-    other_rows = scan_rows(readings[other], standards, meta)
+    other_rows = scan_rows(readings[other], known, meta)
     result["headline"] = headline
     result["other"] = {"reading": other} | {k: v for k, v in experimental(other_rows, [], {}, str(checkpoint)).items()
                                             if k in ("os_exact", "compounds_within", "compounds")}
-    for row, other_row, record in zip(rows, other_rows, (r for r in results if compound_of(r["source"], standards))):
+    for row, other_row, record in zip(rows, other_rows, (r for r in results if r["source"] in known)):
         row["OS_other"] = other_row["OS"]
         row["edge_fusion"] = {"edge_above_foil_eV": record["processing"]["edge_above_foil_eV"],
                               **{k: v for k, v in record.get("edge_fusion", {}).items()
