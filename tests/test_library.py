@@ -126,9 +126,10 @@ def test_every_structure_is_ordered_and_small(library):
 
 
 def _balanceable(structure) -> bool:
-    """A formal-charge assignment exists with Li+, O2- (O- in peroxide) and Co/Mn/Ni in 2+..4+."""
+    """A formal-charge assignment exists with Li+, O2- (O- in peroxide) and Co/Mn/Ni in 2+..4+; elements and
+    intermetallics (no O) are neutral at 0."""
     composition = structure.composition
-    if len(composition) == 1:
+    if len(composition) == 1 or "O" not in composition:
         return True
     oxygen = [i for i, site in enumerate(structure) if site.specie.symbol == "O"]
     o_o = structure.distance_matrix[np.ix_(oxygen, oxygen)] + 10 * np.eye(len(oxygen))
