@@ -142,6 +142,12 @@ def test_a_model_trained_on_a_few_shells_reproduces_them_better_than_the_uncondi
     assert cn_error(asked_s, asked_x) < cn_error(cond_s, cond_x) or cn_error(asked_s, asked_x) == 0
     assert mean_cn(swapped_s, swapped_x, 0) < mean_cn(asked_s, asked_x, 0)
     assert mean_cn(swapped_s, swapped_x, 1) > mean_cn(asked_s, asked_x, 1)
+    # inpainting the labelled nodes' species: every node asked to be first-shell comes out as oxygen
+    painted_s, painted_x = model.sample(ask_spectra, ask_absorber, 8, 6, seed=3, first_shell_counts=cn_true,
+                                        inpaint_ligand=True)
+    for i, cn in enumerate(cn_true):
+        assert np.all(painted_s[i, :, :cn] == 8)
+    assert np.isfinite(painted_x).all()
 
 
 def test_tiny_workflow_trains_samples_and_reports_the_diffusion_model(tiny_workflow):

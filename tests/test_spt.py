@@ -293,6 +293,24 @@ def test_broadening_and_stretch_augmentation_move_and_widen_a_peak():
     assert torch.equal(augment(peak, energy, 0.0, 0.0), peak)  # all off: the spectrum as it was
 
 
+def test_white_line_damping_lowers_only_what_rises_above_the_edge_step():
+    """A step with a white line of height 1.8: damping pulls the peak towards 1 by a drawn fraction (never past
+    it) and leaves the pre-edge and everything at or below the step as it was."""
+    from xasengine.train import augment
+
+    energy = torch.linspace(-15, 40, 256).repeat(64, 1)
+    step = torch.sigmoid(energy / 0.5)
+    spectrum = step + 0.8 * torch.exp(-0.5 * ((energy - 3) / 1.5) ** 2)
+    torch.manual_seed(0)
+    damped = augment(spectrum, energy, noise_std=0.0, shift_ev=0.0, damping=0.6)
+    below = spectrum <= 1.0
+    assert torch.equal(damped[below], spectrum[below])
+    peak_before, peak_after = spectrum.max(dim=1).values, damped.max(dim=1).values
+    assert torch.all(peak_after <= peak_before + 1e-6) and torch.all(peak_after >= 1.0)
+    lowered = (peak_before - peak_after) / (peak_before - 1.0)  # the drawn fraction, uniform on [0, 0.6]
+    assert float(lowered.max()) <= 0.6 + 1e-4 and float(lowered.max()) > 0.4 and float(lowered.min()) < 0.2
+
+
 def test_typicality_ranks_unlike_spectra_above_unseen_simulated_ones(trained, table):
     """The checkpoint's domain model: spectra of unseen (test) materials rank like the validation ones they are
     compared with; a spectrum with a white line twice as high and a wiggle nobody trained on ranks at the top."""

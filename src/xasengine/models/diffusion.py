@@ -231,10 +231,12 @@ class ShellDiffusion(nn.Module):
     @torch.no_grad()
     def sample(self, spectrum: np.ndarray, absorber_z: np.ndarray, k: int, n_samples: int, seed: int = 0,
                guidance: float | None = None, unconditional: bool = False, steps: int | None = None,
-               first_shell_counts=None):
+               first_shell_counts=None, inpaint_ligand: bool = False):
         """n_samples shells per spectrum: species (B, n, K) atomic numbers and offsets (B, n, K, 3) in Å.
         first_shell_counts (B,): the CN each spectrum's shells are asked to have (e.g. the SPT's); None: unknown.
-        `unconditional` drops both the spectrum and the count (the prior)."""
+        `unconditional` drops both the spectrum and the count (the prior). `inpaint_ligand`: the nodes asked to be
+        first-shell O get their species by inpainting (O, noised to each step's level) instead of denoising it,
+        since the label already says what they are."""
         cfg = self.cfg
         guidance = cfg["guidance"] if guidance is None else guidance
         steps = steps or cfg["sample_steps"]
@@ -249,6 +251,11 @@ class ShellDiffusion(nn.Module):
         pos[:, 0], h[:, 0] = 0.0, h_abs[:, 0]
         shell = (None if first_shell_counts is None or unconditional else
                  self.requested_shell(np.repeat(np.asarray(first_shell_counts), n_samples), k))
+        ligand = None
+        if inpaint_ligand and shell is not None and OXYGEN in self.species_z:
+            ligand = (shell > 0)[..., None].expand_as(h)
+            h_ligand = torch.zeros_like(h)
+            h_ligand[..., list(self.species_z).index(OXYGEN)] = cfg["species_scale"]
         schedule = torch.linspace(cfg["timesteps"], 0, steps + 1).round().long()
         for t_now, t_next in zip(schedule[:-1], schedule[1:]):
             ab_now, ab_next = self.alpha_bar[t_now], self.alpha_bar[t_next]
@@ -264,6 +271,9 @@ class ShellDiffusion(nn.Module):
                 noise = sigma * torch.randn(value.shape, generator=gen) if t_next > 0 else 0.0
                 new.append(ab_next.sqrt() * x0 + direction + noise)
             pos, h = new
+            if ligand is not None:
+                noised = ab_next.sqrt() * h_ligand + (1 - ab_next).sqrt() * torch.randn(h.shape, generator=gen)
+                h = torch.where(ligand, noised, h)
             pos[:, 0], h[:, 0] = 0.0, h_abs[:, 0]
         if not (torch.isfinite(pos).all() and torch.isfinite(h).all()):
             raise ModelError(f"diffusion sampling diverged (non-finite coordinates) with {steps} steps and guidance "
