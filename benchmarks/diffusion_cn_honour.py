@@ -5,7 +5,7 @@ of the picture) and sorts each node's outcome: a node labelled first-shell that 
 that came out as O but beyond the bond cutoff, and an unlabelled node that came out as O inside it. The validation
 split, not the test split, so that a fix chosen from this is not chosen on the figures it is judged by. Two
 sampling-only remedies are compared on the same noise seed: inpainting the labelled nodes' species (O), and
-deterministic DDIM steps (eta 0) instead of ancestral ones; neither retrains anything.
+deterministic DDIM steps (eta 0) instead of ancestral ones, and more reverse steps; none retrains anything.
 
     PYTHONPATH=src python benchmarks/diffusion_cn_honour.py --results results --every 2 --samples 4 --eta 1 0
 """
@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--cutoff", type=float, default=2.6, help="bond cutoff of the CN the shells are scored by")
     parser.add_argument("--eta", type=float, nargs="+", default=[1.0], help="reverse-step stochasticity to try")
+    parser.add_argument("--steps", type=int, nargs="+", default=[0], help="reverse steps to try (0: the model's own)")
     parser.add_argument("--out", default="benchmarks/results/diffusion_cn_honour.json")
     args = parser.parse_args()
     results = Path(args.results)
@@ -71,13 +72,14 @@ def main() -> None:
     asked = np.array([len(first_shell(sites["species"][r], sites["offsets"][r], args.cutoff)) for r in rows])
     k = sites["species"].shape[1]
     record = {"sites": len(rows), "samples": args.samples}
-    runs = [(f"oracle_cn{'_inpainted_O' if inpaint else ''}_eta{eta:g}", inpaint, eta)
-            for eta in args.eta for inpaint in (False, True)]
-    for name, inpaint, eta in runs:
+    runs = [(f"oracle_cn{'_inpainted_O' if inpaint else ''}_eta{eta:g}" + (f"_steps{n}" if n else ""), inpaint, eta, n)
+            for n in args.steps for eta in args.eta for inpaint in (False, True)]
+    for name, inpaint, eta, n_steps in runs:
         start = time.perf_counter()
         model.cfg["eta"] = eta
         species, offsets = model.sample(sites["spectrum"][rows], absorber_numbers(sites["element"][rows]), k,
-                                        args.samples, seed=0, first_shell_counts=asked, inpaint_ligand=inpaint)
+                                        args.samples, seed=0, first_shell_counts=asked, inpaint_ligand=inpaint,
+                                        steps=n_steps or None)
         record[name] = outcomes(species, offsets, asked, args.cutoff) | {
             "bond_error": bond_error(species, offsets, sites, rows, args.cutoff),
             "seconds": round(time.perf_counter() - start, 1)}
