@@ -30,7 +30,7 @@ from xasengine.reports.diffusion import joined_sites
 def outcomes(species: np.ndarray, offsets: np.ndarray, asked: np.ndarray, cutoff: float) -> dict:
     """species/offsets (n_sites, n_samples, K[, 3]); asked (n_sites,): nodes 0..asked-1 carry the +1 label."""
     dist = np.linalg.norm(offsets, axis=-1)
-    labelled = np.arange(species.shape[-1])[None, None, :] < asked[:, None, None]
+    labelled = np.broadcast_to(np.arange(species.shape[-1])[None, None, :] < asked[:, None, None], species.shape)
     is_o, inside = species == OXYGEN, dist <= cutoff
     n_lab = labelled.sum()
     cn = (is_o & inside).sum(-1)
