@@ -225,3 +225,25 @@ def test_every_model_default_is_a_schema_knob_and_a_misspelt_one_fails_before_an
     assert set(schema["properties"]["diffusion"]["properties"]["model"]["properties"]) == set(DEFAULTS)
     _, problems = config_problems({"diffusion": {"model": {"layerz": 2}, "n_samples": 0}})
     assert any("diffusion.model.layerz" in p for p in problems) and any("n_samples" in p for p in problems)
+
+
+def test_the_auxiliary_head_learns_the_shell_invariants_that_rotation_leaves_alone():
+    species, offsets, absorber, spectra = _two_kinds_of_site()
+    model, _ = fit_diffusion(species, offsets, absorber, spectra,
+                             cfg={"epochs": 150, "batch_size": 12, "lr": 3e-3, "ema": 0.9, "hidden_scalars": 16,
+                                  "hidden_vectors": 4, "layers": 1, "invariant_weight": 1.0, "low_noise_power": 2.0})
+    pos, _, mask = model.encode(species[:2], offsets[:2], absorber[:2])
+    labels = model.first_shell(species[:2], offsets[:2])
+    truth = model.shell_invariants(pos, mask, labels)
+    torch.manual_seed(1)
+    rotation = o3.rand_matrix() * -1.0  # a rotation-reflection
+    turned = model.shell_invariants(pos @ rotation.T, mask, labels)
+    torch.testing.assert_close(turned, truth, atol=1e-5, rtol=1e-5)
+    assert torch.allclose(truth[:, -1] * 6, torch.tensor([6.0, 4.0]))  # CN/6 of octahedral and tetrahedral Co
+    with torch.no_grad():
+        guess = model.denoiser.invariants(model.denoiser.spectrum(torch.as_tensor(spectra[:2])))
+    # the CN the embedding reads from each spectrum is nearer its own site's than the other's
+    assert abs(guess[0, -1] - truth[0, -1]) < abs(guess[0, -1] - truth[1, -1])
+    assert abs(guess[1, -1] - truth[1, -1]) < abs(guess[1, -1] - truth[0, -1])
+    # the default recipe has no auxiliary head, so its checkpoints keep their keys
+    assert ShellDiffusion([8, 27], 16, DEFAULTS).denoiser.invariants is None

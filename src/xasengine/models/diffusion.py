@@ -47,6 +47,9 @@ DEFAULTS = {
     "guidance": 0.0,           # w in (1+w)·eps(spectrum) - w·eps(null); 0 chosen on validation (benchmarks/README)
     "first_shell_cutoff": 2.6,  # Å: O neighbours within it are the labelled first-shell nodes (= diffusion.bond_cutoff)
     "label_drop": 0.15,        # fraction of training steps with the first-shell labels hidden (sampling without a CN)
+    "invariant_weight": 0.0,   # >0: the spectrum embedding also regresses the shell's sorted neighbour distances, mean
+                               # bond and CN (an auxiliary head, unused at sampling), so it learns what the shell is
+    "low_noise_power": 1.0,    # training steps drawn as T·u^p: 1 uniform, >1 more steps at low noise (bond precision)
 }
 MODEL_VERSION = DIFFUSION_MODEL_VERSION
 
@@ -108,7 +111,7 @@ class ShellDenoiser(nn.Module):
     asking for a CN keeps the model equivariant, and it fixes the atom count the spectrum alone did not
     (benchmarks/README.md, issue 15)."""
 
-    def __init__(self, n_species: int, grid_len: int, cfg: dict):
+    def __init__(self, n_species: int, grid_len: int, cfg: dict, n_invariants: int = 0):
         super().__init__()
         f, v = cfg["hidden_scalars"], cfg["hidden_vectors"]
         self.n_species, self.radial_basis = n_species, cfg["radial_basis"]
@@ -126,6 +129,9 @@ class ShellDenoiser(nn.Module):
             irreps = layer.irreps_out
         self.head = o3.Linear(irreps, f"1x1o + {n_species}x0e")
         self.register_buffer("centers", torch.linspace(0.0, 4.0, cfg["radial_basis"]))
+        # only built when trained, so checkpoints of the default recipe keep their keys
+        self.invariants = (nn.Sequential(nn.Linear(f, cfg["cond_dim"]), nn.SiLU(), nn.Linear(cfg["cond_dim"], n_invariants))
+                           if cfg.get("invariant_weight", 0.0) > 0 else None)
 
     def forward(self, pos, h, t, spectrum, node_mask, drop_condition, shell=None):
         """pos (B,N,3), h (B,N,S), t (B,) in [0,1], spectrum (B,G), node_mask (B,N) bool, drop_condition (B,) bool,
@@ -157,7 +163,8 @@ class ShellDiffusion(nn.Module):
         super().__init__()
         self.cfg = dict(cfg)
         self.species_z = [int(z) for z in species_z]
-        self.denoiser = ShellDenoiser(len(self.species_z), grid_len, self.cfg)
+        self.denoiser = ShellDenoiser(len(self.species_z), grid_len, self.cfg,
+                                      n_invariants=self.cfg["radial_basis"] + 2)
         self.register_buffer("alpha_bar", cosine_alpha_bar(self.cfg["timesteps"]))
 
     def encode(self, species_z: np.ndarray, offsets: np.ndarray, absorber_z: np.ndarray):
@@ -197,9 +204,26 @@ class ShellDiffusion(nn.Module):
             labels[row, 1:c + 1] = 1.0
         return labels
 
+    def shell_invariants(self, pos0, mask, shell) -> torch.Tensor:
+        """(B, radial_basis + 2) rotation-invariant summary of true shells: the neighbours' radial distribution
+        (Gaussian-smeared on the denoiser's radial centres), the mean first-shell bond and CN/6, in model units."""
+        centers = self.denoiser.centers
+        width = centers[1] - centers[0]
+        dist = pos0[:, 1:].norm(dim=-1)
+        keep = mask[:, 1:].to(pos0.dtype)
+        rdf = (torch.exp(-((dist[..., None] - centers) / width) ** 2) * keep[..., None]).sum(1) / 4.0
+        bonded = (shell[:, 1:] > 0).to(pos0.dtype)
+        cn = bonded.sum(1)
+        mean_bond = (dist * bonded).sum(1) / cn.clamp(min=1)
+        return torch.cat([rdf, mean_bond[:, None], cn[:, None] / 6.0], 1)
+
     def loss(self, pos0, h0, mask, spectrum, shell=None, generator=None):
         b = pos0.shape[0]
-        steps = torch.randint(1, self.cfg["timesteps"] + 1, (b,), generator=generator)
+        if self.cfg.get("low_noise_power", 1.0) == 1.0:
+            steps = torch.randint(1, self.cfg["timesteps"] + 1, (b,), generator=generator)
+        else:  # more of the steps where the last fraction of an Å is settled
+            u = torch.rand(b, generator=generator) ** self.cfg["low_noise_power"]
+            steps = (u * self.cfg["timesteps"]).ceil().long().clamp(1, self.cfg["timesteps"])
         ab = self.alpha_bar[steps][:, None, None]
         eps_x = torch.randn(pos0.shape, generator=generator)
         eps_h = torch.randn(h0.shape, generator=generator)
@@ -209,6 +233,7 @@ class ShellDiffusion(nn.Module):
         pos_t = torch.where(noisy[..., None], ab.sqrt() * pos0 + (1 - ab).sqrt() * eps_x, pos0)
         h_t = torch.where(noisy[..., None], ab.sqrt() * h0 + (1 - ab).sqrt() * eps_h, h0)
         drop = torch.rand(b, generator=generator) < self.cfg["cond_drop"]
+        shell_true = shell
         if shell is not None:  # hidden independently of the spectrum, so either can condition alone
             hide = torch.rand(b, generator=generator) < self.cfg["label_drop"]
             shell = torch.where(hide[:, None], torch.zeros_like(shell), shell)
@@ -216,7 +241,13 @@ class ShellDiffusion(nn.Module):
         denom = m.sum() * 3
         loss_x = (((pred_x - eps_x) ** 2) * m).sum() / denom
         loss_h = (((pred_h - eps_h) ** 2) * m).sum() / (m.sum() * h0.shape[-1])
-        return loss_x + loss_h, loss_x.detach(), loss_h.detach()
+        total = loss_x + loss_h
+        if self.denoiser.invariants is not None and shell_true is not None:
+            # the true labels (not the hidden ones): the target is what the shell is, whatever the denoiser was told
+            target = self.shell_invariants(pos0, mask, shell_true)
+            guess = self.denoiser.invariants(self.denoiser.spectrum(spectrum))
+            total = total + self.cfg["invariant_weight"] * ((guess - target) ** 2).mean()
+        return total, loss_x.detach(), loss_h.detach()
 
     def _guided(self, pos, h, t, spectrum, mask, guidance, unconditional, shell):
         b = pos.shape[0]

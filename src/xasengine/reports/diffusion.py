@@ -215,6 +215,7 @@ def _shells_3d(samples: dict, out_png: str, n_sites: int = 3) -> None:
         d2 = ((gen_p[:, None] - true_p[None, ok]) ** 2).sum(-1) + 1e3 * (gen_s[:, None] != true_s[None, ok])
         r, c = linear_sum_assignment(d2)
         gen_p = gen_p @ orthogonal_alignment(gen_p[r], true_p[ok][c])  # drawn in the truth's orientation
+        half = float(np.linalg.norm(true_p[ok], axis=1).max()) + 0.3
         for row, (species, pos, title) in enumerate(((true_s, true_p, "true"), (gen_s, gen_p, "generated"))):
             ax = fig.add_subplot(2, n_sites, row * n_sites + col + 1, projection="3d")
             ax.scatter([0], [0], [0], s=160, c="black", label=f"absorber {samples['element'][i]}")
@@ -229,6 +230,9 @@ def _shells_3d(samples: dict, out_png: str, n_sites: int = 3) -> None:
             ax.set_xlabel("x (Å)", fontsize=7)
             ax.set_ylabel("y (Å)", fontsize=7)
             ax.set_zlabel("z (Å)", fontsize=7)
+            # one cube for truth and sample, so distances and angles read alike in both panels
+            ax.set(xlim=(-half, half), ylim=(-half, half), zlim=(-half, half))
+            ax.set_box_aspect((1, 1, 1))
             ax.legend(fontsize=6, loc="upper left")
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
