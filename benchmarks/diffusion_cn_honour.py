@@ -67,10 +67,9 @@ def main() -> None:
             for n in args.steps for eta in args.eta for inpaint in (False, True)]
     for name, inpaint, eta, n_steps in runs:
         start = time.perf_counter()
-        model.cfg["eta"] = eta
         species, offsets = model.sample(sites["spectrum"][rows], absorber_numbers(sites["element"][rows]), k,
                                         args.samples, seed=0, first_shell_counts=asked, inpaint_ligand=inpaint,
-                                        steps=n_steps or None)
+                                        steps=n_steps or None, eta=eta)
         seconds = round(time.perf_counter() - start, 1)
         # scored as evaluate_diffusion scores its shells (per-site mean over samples, then over sites)
         record[name] = outcomes(species, offsets, asked, args.cutoff) | {

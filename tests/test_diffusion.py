@@ -148,6 +148,11 @@ def test_a_model_trained_on_a_few_shells_reproduces_them_better_than_the_uncondi
     for i, cn in enumerate(cn_true):
         assert np.all(painted_s[i, :, :cn] == 8)
     assert np.isfinite(painted_x).all()
+    # eta is a per-call choice: deterministic DDIM (eta 0) takes another path from the same start and leaves the
+    # model's configured eta alone
+    _, ddim_x = model.sample(ask_spectra, ask_absorber, 8, 6, seed=3, eta=0.0)
+    assert model.cfg["eta"] == 1.0 and np.isfinite(ddim_x).all()
+    assert not np.allclose(ddim_x, cond_x)
 
 
 def test_tiny_workflow_trains_samples_and_reports_the_diffusion_model(tiny_workflow):

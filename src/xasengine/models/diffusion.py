@@ -262,14 +262,16 @@ class ShellDiffusion(nn.Module):
     @torch.no_grad()
     def sample(self, spectrum: np.ndarray, absorber_z: np.ndarray, k: int, n_samples: int, seed: int = 0,
                guidance: float | None = None, unconditional: bool = False, steps: int | None = None,
-               first_shell_counts=None, inpaint_ligand: bool = False):
+               first_shell_counts=None, inpaint_ligand: bool = False, eta: float | None = None):
         """n_samples shells per spectrum: species (B, n, K) atomic numbers and offsets (B, n, K, 3) in Å.
         first_shell_counts (B,): the CN each spectrum's shells are asked to have (e.g. the SPT's); None: unknown.
         `unconditional` drops both the spectrum and the count (the prior). `inpaint_ligand`: the nodes asked to be
         first-shell O get their species by inpainting (O, noised to each step's level) instead of denoising it,
-        since the label already says what they are."""
+        since the label already says what they are. `eta` overrides the configured stochasticity (1 ancestral,
+        0 DDIM) for this call only."""
         cfg = self.cfg
         guidance = cfg["guidance"] if guidance is None else guidance
+        eta = cfg["eta"] if eta is None else eta
         steps = steps or cfg["sample_steps"]
         gen = torch.Generator().manual_seed(seed)
         spectrum = torch.as_tensor(np.repeat(np.asarray(spectrum, np.float32), n_samples, 0))
@@ -292,7 +294,7 @@ class ShellDiffusion(nn.Module):
             ab_now, ab_next = self.alpha_bar[t_now], self.alpha_bar[t_next]
             t_in = torch.full((b,), float(t_now) / cfg["timesteps"])
             ex, eh = self._guided(pos, h, t_in, spectrum, mask, guidance, unconditional, shell)
-            sigma = cfg["eta"] * ((1 - ab_next) / (1 - ab_now) * (1 - ab_now / ab_next)).clamp(min=0).sqrt()
+            sigma = eta * ((1 - ab_next) / (1 - ab_now) * (1 - ab_now / ab_next)).clamp(min=0).sqrt()
             new = []
             for value, eps, limit in ((pos, ex, 4.0), (h, eh, 1.0)):
                 # the usual clip of the denoised estimate (|x| <= 4 units = 8 Å, |h| <= 1): at high noise 1/sqrt(ab)
