@@ -99,3 +99,22 @@ def test_no_reference_foil_means_none(tmp_path):
     _write_xdi(tmp_path / "no-column.xdi", "Mn filter", with_irefer=False)
     assert spectra.read_reference(tmp_path / "none.xdi") is None
     assert spectra.read_reference(tmp_path / "no-column.xdi") is None
+
+
+def test_forest_screening_augment_damps_the_white_line_as_training_does():
+    """alignment.augment (numpy, the forest screening) and train.augment (torch, the SPT) share one damping
+    formula: with no broadening, shift or stretch, a drawn factor of 0.5 halves what stands above the step and
+    leaves the rest alone, exactly as the torch path does with fraction 0.5."""
+    import torch
+
+    from xasengine.alignment import augment as screen_augment
+    from xasengine.spectra import damp_white_line
+
+    energy = np.arange(-10.0, 30.0, 0.1)
+    mu = 1 / (1 + np.exp(-energy / 0.5)) + 0.8 * np.exp(-0.5 * ((energy - 3) / 1.5) ** 2)
+    fine, damped = screen_augment(energy, mu, 0.0, np.random.default_rng(0), broaden=(1e-3, 1e-3),
+                                  damping=(0.5, 0.5), shift=0.0, stretch=0.0)
+    expected = np.where(mu > 1, 1 + 0.5 * (mu - 1), mu)
+    assert np.allclose(fine, energy[: fine.size]) and np.allclose(damped, expected[: damped.size], atol=1e-9)
+    torch_damped = damp_white_line(torch.tensor(mu)[None], torch.tensor([[0.5]]))[0].numpy()
+    assert np.allclose(torch_damped, expected)

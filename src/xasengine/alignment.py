@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .spectra import damp_white_line
+
 # First inflection (eV) of FEFF10's K edge of each metal with the `default` preset (fcc cells; Co and Ni are the
 # library's co-fcc / ni-fcc sites, Mn is fcc gamma-Mn a = 3.862 A run for this table). Measured foils sit at the
 # tabulated edge (Mn 6539.0, Co 7709.0, Ni 8333.0): FEFF is 7-11 eV higher.
@@ -63,6 +65,6 @@ def augment(energy: np.ndarray, norm: np.ndarray, e0: float, rng: np.random.Gene
     half = int(4 * sigma / 0.1)
     kernel = np.exp(-0.5 * (np.arange(-half, half + 1) * 0.1 / sigma) ** 2)
     y = np.convolve(np.pad(y, half, mode="edge"), kernel / kernel.sum(), mode="valid")
-    y = y - (1.0 - rng.uniform(*damping)) * np.clip(y - 1.0, 0.0, None)
+    y = damp_white_line(y, 1.0 - rng.uniform(*damping))
     fine = e0 + (fine - e0) * (1.0 + rng.uniform(-stretch, stretch)) + rng.uniform(-shift, shift)
     return fine, y

@@ -18,6 +18,13 @@ def edge_grid(spectra_cfg: dict, element: str, edge: str) -> np.ndarray:
     return np.linspace(grid["start"], grid["stop"], grid["points"])
 
 
+def damp_white_line(mu, fraction):
+    """Pull the part of a normalised spectrum above the edge step towards it: mu - fraction (mu - 1)+. FEFF's white
+    line is ~1.5x the measured one (benchmarks/README.md, "SPT on measured spectra"); numpy arrays and torch
+    tensors alike, so the forest screening and the SPT's training degrade spectra by one formula."""
+    return mu - fraction * (mu - 1.0).clip(min=0.0)
+
+
 def check_spectrum(energy: np.ndarray, mu: np.ndarray) -> None:
     if energy.ndim != 1 or energy.shape != mu.shape:
         raise SpectrumError(f"energy and mu must be 1-D of equal length (got {energy.shape} and {mu.shape})")

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from .atomic import atomic_path
 from .errors import ModelError
 from .readers import load_torch
+from .spectra import damp_white_line
 from .models.calibration import fit_temperature, reliability, softmax
 from .models.domain import fit_domain, fit_latent_domain
 from .models.loss import masked_loss  # noqa: F401  (re-exported: tests and scripts import it from here)
@@ -116,8 +117,7 @@ def augment(spectrum: torch.Tensor, energy: torch.Tensor, noise_std: float, shif
     white line, ~1.5x too high against measured ones (benchmarks/README.md, "SPT on measured spectra")."""
     rows = spectrum.shape[0]
     if damping > 0:
-        fraction = torch.rand(rows, 1, device=spectrum.device) * damping
-        spectrum = spectrum - fraction * (spectrum - 1.0).clamp(min=0.0)
+        spectrum = damp_white_line(spectrum, torch.rand(rows, 1, device=spectrum.device) * damping)
     if stretch > 0:
         scale = 1 + (torch.rand(rows, 1, device=spectrum.device) * 2 - 1) * stretch
         spectrum = interpolate_rows(energy / scale, energy, spectrum)
