@@ -5,7 +5,8 @@ of the picture) and sorts each node's outcome: a node labelled first-shell that 
 that came out as O but beyond the bond cutoff, and an unlabelled node that came out as O inside it. The validation
 split, not the test split, so that a fix chosen from this is not chosen on the figures it is judged by. Two
 sampling-only remedies are compared on the same noise seed: inpainting the labelled nodes' species (O), and
-deterministic DDIM steps (eta 0) instead of ancestral ones, and more reverse steps; none retrains anything.
+deterministic DDIM steps (eta 0) instead of ancestral ones, more reverse steps, and a ball clip of the denoised
+positions (--clip-radius) instead of the per-coordinate box; none retrains anything.
 
     PYTHONPATH=src python benchmarks/diffusion_cn_honour.py --results results --every 2 --samples 4 --eta 1 0
 """
@@ -52,10 +53,14 @@ def main() -> None:
     parser.add_argument("--cutoff", type=float, default=2.6, help="bond cutoff of the CN the shells are scored by")
     parser.add_argument("--eta", type=float, nargs="+", default=[1.0], help="reverse-step stochasticity to try")
     parser.add_argument("--steps", type=int, nargs="+", default=[0], help="reverse steps to try (0: the model's own)")
+    parser.add_argument("--clip-radius", type=float, nargs="+", default=[0.0],
+                        help="Å, ball clip of the denoised positions to try (0: the +-8 Å box)")
+    parser.add_argument("--no-inpaint", action="store_true", help="skip the inpainted variants")
+    parser.add_argument("--checkpoint", help="default: <results>/models/diffusion.pt")
     parser.add_argument("--out", default="benchmarks/results/diffusion_cn_honour.json")
     args = parser.parse_args()
     results = Path(args.results)
-    model, _ = load_diffusion(results / "models" / "diffusion.pt")
+    model, _ = load_diffusion(args.checkpoint or results / "models" / "diffusion.pt")
     sites = joined_sites(sorted(glob.glob(str(results / "shards" / "*.h5"))),
                          sorted(glob.glob(str(results / "environments" / "*.h5"))),
                          load_config(args.config)["diffusion"]["elements"])
@@ -63,13 +68,15 @@ def main() -> None:
     asked = np.array([len(first_shell(sites["species"][r], sites["offsets"][r], args.cutoff)) for r in rows])
     k = sites["species"].shape[1]
     record = {"sites": len(rows), "samples": args.samples}
-    runs = [(f"oracle_cn{'_inpainted_O' if inpaint else ''}_eta{eta:g}" + (f"_steps{n}" if n else ""), inpaint, eta, n)
-            for n in args.steps for eta in args.eta for inpaint in (False, True)]
-    for name, inpaint, eta, n_steps in runs:
+    runs = [(f"oracle_cn{'_inpainted_O' if inpaint else ''}_eta{eta:g}" + (f"_steps{n}" if n else "")
+             + (f"_ball{r:g}" if r else ""), inpaint, eta, n, r)
+            for r in args.clip_radius for n in args.steps for eta in args.eta
+            for inpaint in ((False,) if args.no_inpaint else (False, True))]
+    for name, inpaint, eta, n_steps, radius in runs:
         start = time.perf_counter()
         species, offsets = model.sample(sites["spectrum"][rows], absorber_numbers(sites["element"][rows]), k,
                                         args.samples, seed=0, first_shell_counts=asked, inpaint_ligand=inpaint,
-                                        steps=n_steps or None, eta=eta)
+                                        steps=n_steps or None, eta=eta, clip_radius=radius)
         seconds = round(time.perf_counter() - start, 1)
         # scored as evaluate_diffusion scores its shells (per-site mean over samples, then over sites)
         record[name] = outcomes(species, offsets, asked, args.cutoff) | {

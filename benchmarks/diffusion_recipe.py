@@ -28,7 +28,7 @@ import yaml
 
 from xasengine.config import load_config
 from xasengine.environments import absorber_numbers
-from xasengine.models.diffusion import fit_diffusion
+from xasengine.models.diffusion import fit_diffusion, save_diffusion
 from xasengine.models.shell_metrics import SCORE_KEYS, first_shell, summarise
 from xasengine.reports.diffusion import _scores, joined_sites
 
@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--save", type=Path, help="also write the trained checkpoint here (for diffusion_cn_honour.py)")
     parser.add_argument("--table", action="store_true", help="print the table of the runs so far and stop")
     args = parser.parse_args()
     if args.table:
@@ -98,6 +99,8 @@ def main() -> None:
     start = time.perf_counter()
     model, summary = fit_diffusion(*arrays["train"], cfg=model_cfg, val=arrays["val"])
     train_s = time.perf_counter() - start
+    if args.save:
+        save_diffusion(args.save, model, {"train_seconds": train_s, "recipe": args.name, "overrides": extra})
     rows = np.flatnonzero(split == "val")[:: args.every]
     asked = np.array([len(first_shell(sites["species"][r], sites["offsets"][r], cfg["bond_cutoff"])) for r in rows])
     start = time.perf_counter()

@@ -63,6 +63,19 @@ def _rocksalt(a=4.17, metal="Ni"):
     return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), [metal, "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
 
 
+def test_the_ball_clip_keeps_every_sampled_neighbour_within_its_radius():
+    """clip_radius bounds the denoised estimate by its length, not per coordinate: the last reverse step returns
+    that estimate, so every neighbour of an (untrained, hence wild) model ends within the radius, while the box
+    clip lets them reach its corners."""
+    torch.manual_seed(0)
+    model = ShellDiffusion([3, 8, 27, 28], 16, DEFAULTS | {"sample_steps": 10})
+    spectra, absorber = np.random.default_rng(0).random((2, 16)).astype(np.float32), np.array([27, 28])
+    _, boxed = model.sample(spectra, absorber, 6, 3, seed=1)
+    _, balled = model.sample(spectra, absorber, 6, 3, seed=1, clip_radius=3.0)
+    assert np.linalg.norm(balled, axis=-1).max() <= 3.0 + 1e-4
+    assert np.linalg.norm(boxed, axis=-1).max() > 3.0 and np.abs(boxed).max() <= 8.0 + 1e-4
+
+
 def test_the_rock_salt_shell_is_six_oxygens_then_twelve_cations():
     species, offsets = neighbour_shell(_rocksalt(), 0, 12, 5.0)
     dist = np.linalg.norm(offsets, axis=1)
@@ -180,7 +193,8 @@ def test_a_sampling_knob_reevaluates_without_retraining(tiny_workflow):
 
     wf = tiny_workflow
     base = tiny_config()
-    changed = tiny_config(diffusion={"n_samples": 3, "model": base["diffusion"]["model"] | {"guidance": 0.5}})
+    sampling = {"guidance": 0.5, "eta": 0.5, "clip_radius": 5.0}
+    changed = tiny_config(diffusion={"n_samples": 3, "model": base["diffusion"]["model"] | sampling})
     wf.set_config(changed)
     try:
         planned = wf.planned()

@@ -273,7 +273,9 @@ def diffusion_train_cfg():
     )
     cfg = {k: v for k, v in config["diffusion"].items() if k not in evaluation}
     cfg["model"] = {
-        k: v for k, v in cfg["model"].items() if k not in ("guidance", "sample_steps")
+        k: v
+        for k, v in cfg["model"].items()
+        if k not in ("guidance", "sample_steps", "eta", "clip_radius")
     }
     cfg["model_version"] = (
         DIFFUSION_MODEL_VERSION  # new code that changes the weights' meaning retrains

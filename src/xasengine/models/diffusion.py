@@ -44,6 +44,8 @@ DEFAULTS = {
     "seed": 0,
     "sample_steps": 100,       # strided reverse steps at sampling time
     "eta": 1.0,                # 1 = ancestral (stochastic) sampling, 0 = deterministic DDIM
+    "clip_radius": 0.0,        # Å: >0 keeps each denoised neighbour estimate within this ball (rotation-equivariant,
+                               # like the environments' own radius); 0 clips each coordinate to +-4 units (8 Å)
     "guidance": 0.0,           # w in (1+w)·eps(spectrum) - w·eps(null); 0 chosen on validation (benchmarks/README)
     "first_shell_cutoff": 2.6,  # Å: O neighbours within it are the labelled first-shell nodes (= diffusion.bond_cutoff)
     "label_drop": 0.15,        # fraction of training steps with the first-shell labels hidden (sampling without a CN)
@@ -262,16 +264,19 @@ class ShellDiffusion(nn.Module):
     @torch.no_grad()
     def sample(self, spectrum: np.ndarray, absorber_z: np.ndarray, k: int, n_samples: int, seed: int = 0,
                guidance: float | None = None, unconditional: bool = False, steps: int | None = None,
-               first_shell_counts=None, inpaint_ligand: bool = False, eta: float | None = None):
+               first_shell_counts=None, inpaint_ligand: bool = False, eta: float | None = None,
+               clip_radius: float | None = None):
         """n_samples shells per spectrum: species (B, n, K) atomic numbers and offsets (B, n, K, 3) in Å.
         first_shell_counts (B,): the CN each spectrum's shells are asked to have (e.g. the SPT's); None: unknown.
         `unconditional` drops both the spectrum and the count (the prior). `inpaint_ligand`: the nodes asked to be
         first-shell O get their species by inpainting (O, noised to each step's level) instead of denoising it,
-        since the label already says what they are. `eta` overrides the configured stochasticity (1 ancestral,
-        0 DDIM) for this call only."""
+        since the label already says what they are. `eta` (1 ancestral, 0 DDIM) and `clip_radius` override the
+        configured ones for this call only."""
         cfg = self.cfg
         guidance = cfg["guidance"] if guidance is None else guidance
         eta = cfg["eta"] if eta is None else eta
+        clip_radius = cfg.get("clip_radius", 0.0) if clip_radius is None else clip_radius
+        ball = clip_radius / cfg["position_scale"] if clip_radius > 0 else None
         steps = steps or cfg["sample_steps"]
         gen = torch.Generator().manual_seed(seed)
         spectrum = torch.as_tensor(np.repeat(np.asarray(spectrum, np.float32), n_samples, 0))
@@ -299,7 +304,12 @@ class ShellDiffusion(nn.Module):
             for value, eps, limit in ((pos, ex, 4.0), (h, eh, 1.0)):
                 # the usual clip of the denoised estimate (|x| <= 4 units = 8 Å, |h| <= 1): at high noise 1/sqrt(ab)
                 # amplifies any error of eps by up to ~300x
-                x0 = ((value - (1 - ab_now).sqrt() * eps) / ab_now.sqrt()).clamp(-limit, limit)
+                x0 = (value - (1 - ab_now).sqrt() * eps) / ab_now.sqrt()
+                if value is pos and ball is not None:
+                    norm = x0.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+                    x0 = x0 * (ball / norm).clamp(max=1.0)
+                else:
+                    x0 = x0.clamp(-limit, limit)
                 direction = (1 - ab_next - sigma ** 2).clamp(min=0).sqrt() * eps
                 noise = sigma * torch.randn(value.shape, generator=gen) if t_next > 0 else 0.0
                 new.append(ab_next.sqrt() * x0 + direction + noise)

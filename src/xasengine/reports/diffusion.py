@@ -59,14 +59,16 @@ def _per_element(rows: list[dict]) -> dict:
     return {"all": summarise(rows)} | {e: summarise([r for r in rows if r["element"] == e]) for e in elements}
 
 
-def sampling_settings(cfg: dict) -> tuple[float, int]:
-    """Guidance weight and reverse steps from the config at sampling time (not the checkpoint's): they change no
-    trained weight, so the train rule does not see them and changing them only re-evaluates."""
+def sampling_settings(cfg: dict) -> dict:
+    """Guidance weight, reverse steps, eta and the clip radius from the config at sampling time (not the
+    checkpoint's): they change no trained weight, so the train rule does not see them and changing them only
+    re-evaluates."""
     from ..models.diffusion import DEFAULTS
 
     model_cfg = cfg.get("model") or {}
-    return (float(model_cfg.get("guidance", DEFAULTS["guidance"])),
-            int(model_cfg.get("sample_steps", DEFAULTS["sample_steps"])))
+    pick = {key: model_cfg.get(key, DEFAULTS[key]) for key in ("guidance", "sample_steps", "eta", "clip_radius")}
+    return {"guidance": float(pick["guidance"]), "steps": int(pick["sample_steps"]), "eta": float(pick["eta"]),
+            "clip_radius": float(pick["clip_radius"])}
 
 
 def evaluate_diffusion(shards, env_paths, checkpoint, spt_checkpoint, cfg: dict, out_json, out_samples) -> dict:
@@ -85,23 +87,24 @@ def evaluate_diffusion(shards, env_paths, checkpoint, spt_checkpoint, cfg: dict,
     k, n = sites["species"].shape[1], cfg["n_samples"]
     n_side = max(1, n // 2)
     absorbers = absorber_numbers(sites["element"][rows])
-    guidance, steps = sampling_settings(cfg)
+    sampling = sampling_settings(cfg)
+    unguided = {key: value for key, value in sampling.items() if key != "guidance"}
     spt_cn = (predicted_cn(spt_checkpoint, sites["spectrum"][rows], sites["element"][rows])
               if spt_checkpoint else None)
     spectra = sites["spectrum"][rows]
     start = time.perf_counter()
-    gen_species, gen_offsets = model.sample(spectra, absorbers, k, n, seed=cfg["sample_seed"], guidance=guidance,
-                                            steps=steps, first_shell_counts=spt_cn)
+    gen_species, gen_offsets = model.sample(spectra, absorbers, k, n, seed=cfg["sample_seed"],
+                                            first_shell_counts=spt_cn, **sampling)
     sample_seconds = time.perf_counter() - start
     prior_species, prior_offsets = model.sample(spectra, absorbers, k, n_side, seed=cfg["sample_seed"],
-                                                unconditional=True, steps=steps)
+                                                unconditional=True, **unguided)
     tmpl_species, tmpl_offsets = template_shells(sites, rows)
     cutoff = cfg["bond_cutoff"]
     headline = "diffusion | SPT CN" if spt_cn is not None else "diffusion"
     methods = {headline: _scores(gen_species, gen_offsets, sites, rows, cutoff)}
     if spt_cn is not None:
         plain_species, plain_offsets = model.sample(spectra, absorbers, k, n_side, seed=cfg["sample_seed"],
-                                                    guidance=guidance, steps=steps)
+                                                    **sampling)
         methods["diffusion (spectrum only)"] = _scores(plain_species, plain_offsets, sites, rows, cutoff)
     methods["prior (no spectrum)"] = _scores(prior_species, prior_offsets, sites, rows, cutoff)
     methods["template matching"] = _scores(tmpl_species[:, None], tmpl_offsets[:, None], sites, rows, cutoff)
@@ -113,8 +116,10 @@ def evaluate_diffusion(shards, env_paths, checkpoint, spt_checkpoint, cfg: dict,
         "bond_cutoff": cutoff,
         "sample_seconds_per_spectrum": sample_seconds / len(rows),
         "sample_seconds_per_shell": sample_seconds / (len(rows) * n),
-        "guidance": guidance,
-        "sample_steps": steps,
+        "guidance": sampling["guidance"],
+        "sample_steps": sampling["steps"],
+        "eta": sampling["eta"],
+        "clip_radius": sampling["clip_radius"],
         "methods": {name: _per_element(scores) for name, scores in methods.items()},
         "headline": headline,
         "n_samples_baselines": n_side,
