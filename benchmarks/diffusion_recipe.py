@@ -28,7 +28,7 @@ import yaml
 
 from xasengine.config import load_config
 from xasengine.environments import absorber_numbers
-from xasengine.models.diffusion import fit_diffusion, save_diffusion
+from xasengine.models.diffusion import fit_diffusion, load_diffusion, save_diffusion
 from xasengine.models.shell_metrics import SCORE_KEYS, first_shell, summarise
 from xasengine.reports.diffusion import _scores, joined_sites
 
@@ -63,7 +63,8 @@ def table(path: Path) -> str:
         s = run["scores"]
         lines.append(f"| {name} | {run['overrides'] or '—'} | "
                      + " | ".join("–" if s.get(k) is None else f"{s[k]:.3f}" for k in keys)
-                     + f" | {run['final_val_loss']:.3f} | {run['train_seconds']:.0f} |")
+                     + f" | {'–' if run['final_val_loss'] is None else format(run['final_val_loss'], '.3f')}"
+                     + f" | {run['train_seconds']:.0f} |")
     return "\n".join(lines)
 
 
@@ -77,6 +78,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--from-checkpoint", type=Path, help="score a checkpoint --save wrote instead of training")
     parser.add_argument("--save", type=Path, help="also write the trained checkpoint here (for diffusion_cn_honour.py)")
     parser.add_argument("--table", action="store_true", help="print the table of the runs so far and stop")
     args = parser.parse_args()
@@ -96,11 +98,19 @@ def main() -> None:
               for s in ("train", "val")}
     extra = overrides(args.set)
     model_cfg = (cfg.get("model") or {}) | extra
-    start = time.perf_counter()
-    model, summary = fit_diffusion(*arrays["train"], cfg=model_cfg, val=arrays["val"])
-    train_s = time.perf_counter() - start
-    if args.save:
-        save_diffusion(args.save, model, {"train_seconds": train_s, "recipe": args.name, "overrides": extra})
+    if args.from_checkpoint:
+        model, meta = load_diffusion(args.from_checkpoint)
+        # checkpoints saved before the summary was kept: no val loss, the training split's size
+        summary = meta.get("summary") or {"history": [{}], "n_train": int((split == "train").sum())}
+        train_s, extra = meta["train_seconds"], meta["overrides"]
+    else:
+        start = time.perf_counter()
+        model, summary = fit_diffusion(*arrays["train"], cfg=model_cfg, val=arrays["val"])
+        train_s = time.perf_counter() - start
+        summary = {"history": summary["history"][-1:], "n_train": summary["n_train"]}
+        if args.save:
+            save_diffusion(args.save, model, {"train_seconds": train_s, "recipe": args.name, "overrides": extra,
+                                              "summary": summary})
     rows = np.flatnonzero(split == "val")[:: args.every]
     asked = np.array([len(first_shell(sites["species"][r], sites["offsets"][r], cfg["bond_cutoff"])) for r in rows])
     start = time.perf_counter()
@@ -113,7 +123,8 @@ def main() -> None:
            "final_val_loss": summary["history"][-1].get("val_loss"), "sites": int(len(rows)),
            "samples": args.samples, "n_train": summary["n_train"],
            "labelled_distance_quantiles": [float(q) for q in np.quantile(
-               bonds[np.arange(bonds.shape[-1])[None, None] < asked[:, None, None]], [0.05, 0.5, 0.95])]}
+               bonds[np.broadcast_to(np.arange(bonds.shape[-1])[None, None] < asked[:, None, None], bonds.shape)],
+               [0.05, 0.5, 0.95])]}
     add_run(args.out, args.name, run)
     print(args.name, json.dumps(run, default=float), flush=True)
 
