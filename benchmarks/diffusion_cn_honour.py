@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[0], help="reverse steps to try (0: the model's own)")
     parser.add_argument("--clip-radius", type=float, nargs="+", default=[0.0],
                         help="Å, ball clip of the denoised positions to try (0: the +-8 Å box)")
+    parser.add_argument("--split", default="val", help="val to choose; test only to confirm a choice made on val")
     parser.add_argument("--no-inpaint", action="store_true", help="skip the inpainted variants")
     parser.add_argument("--checkpoint", help="default: <results>/models/diffusion.pt")
     parser.add_argument("--out", default="benchmarks/results/diffusion_cn_honour.json")
@@ -64,10 +65,10 @@ def main() -> None:
     sites = joined_sites(sorted(glob.glob(str(results / "shards" / "*.h5"))),
                          sorted(glob.glob(str(results / "environments" / "*.h5"))),
                          load_config(args.config)["diffusion"]["elements"])
-    rows = np.flatnonzero(sites["split"] == "val")[:: args.every]
+    rows = np.flatnonzero(sites["split"] == args.split)[:: args.every]
     asked = np.array([len(first_shell(sites["species"][r], sites["offsets"][r], args.cutoff)) for r in rows])
     k = sites["species"].shape[1]
-    record = {"sites": len(rows), "samples": args.samples}
+    record = {"split": args.split, "sites": len(rows), "samples": args.samples}
     runs = [(f"oracle_cn{'_inpainted_O' if inpaint else ''}_eta{eta:g}" + (f"_steps{n}" if n else "")
              + (f"_ball{r:g}" if r else ""), inpaint, eta, n, r)
             for r in args.clip_radius for n in args.steps for eta in args.eta

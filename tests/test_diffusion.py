@@ -179,6 +179,15 @@ def test_tiny_workflow_trains_samples_and_reports_the_diffusion_model(tiny_workf
                                        "template matching"} and metrics["headline"] == "diffusion | SPT CN"
     assert 0 <= metrics["spt_cn"]["labels_agree"] <= 1 and metrics["n_samples_baselines"] >= 1
     assert metrics["sample_seconds_per_spectrum"] > 0
+    # sampled neighbours stay within the radius the shells were cut at (the ball clip's default)
+    import h5py
+
+    from xasengine.config import validate_config
+
+    radius = validate_config(tiny_workflow.config)["diffusion"]["radius"]
+
+    with h5py.File(results / "diffusion" / "samples.h5") as fh:
+        assert metrics["clip_radius"] == radius and np.linalg.norm(fh["offsets"][()], axis=-1).max() <= radius + 1e-4
     consistency = json.loads((results / "metrics" / "diffusion_consistency.json").read_text())
     site = consistency["sites"][0]
     assert site.get("error_true_cut") is None and -1.0 <= site["cosine_true_cut"] <= 1.0

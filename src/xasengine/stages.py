@@ -156,7 +156,10 @@ def train_diffusion_stage(shards: list[str], env_paths: list[str], out_checkpoin
 
     table = read_shards(shards, only_ok=True)
     sites = join_environments(table, read_environments(env_paths), cfg["elements"])
-    model, summary = fit_diffusion(*split_arrays(sites, "train"), cfg=cfg["model"], val=split_arrays(sites, "val"))
+    # the shells were cut at `radius`, so no sampled neighbour should land beyond it (a sampling setting the
+    # checkpoint carries for `xasengine generate`; the evaluation reads it from the config)
+    model_cfg = {"clip_radius": cfg["radius"]} | cfg["model"]
+    model, summary = fit_diffusion(*split_arrays(sites, "train"), cfg=model_cfg, val=split_arrays(sites, "val"))
     summary.update(dataset_hash=table_hash(table), elements=cfg["elements"],
                    k_neighbors=cfg["k_neighbors"], radius=cfg["radius"])
     save_diffusion(out_checkpoint, model, summary)

@@ -44,8 +44,8 @@ DEFAULTS = {
     "seed": 0,
     "sample_steps": 100,       # strided reverse steps at sampling time
     "eta": 1.0,                # 1 = ancestral (stochastic) sampling, 0 = deterministic DDIM
-    "clip_radius": 0.0,        # Å: >0 keeps each denoised neighbour estimate within this ball (rotation-equivariant,
-                               # like the environments' own radius); 0 clips each coordinate to +-4 units (8 Å)
+    "clip_radius": 0.0,        # Å: >0 keeps each denoised neighbour estimate within this ball (rotation-equivariant);
+                               # 0 clips each coordinate to +-4 units (8 Å). The DAG sets it to diffusion.radius
     "guidance": 0.0,           # w in (1+w)·eps(spectrum) - w·eps(null); 0 chosen on validation (benchmarks/README)
     "first_shell_cutoff": 2.6,  # Å: O neighbours within it are the labelled first-shell nodes (= diffusion.bond_cutoff)
     "label_drop": 0.15,        # fraction of training steps with the first-shell labels hidden (sampling without a CN)

@@ -62,10 +62,10 @@ def _per_element(rows: list[dict]) -> dict:
 def sampling_settings(cfg: dict) -> dict:
     """Guidance weight, reverse steps, eta and the clip radius from the config at sampling time (not the
     checkpoint's): they change no trained weight, so the train rule does not see them and changing them only
-    re-evaluates."""
+    re-evaluates. The clip radius defaults to the environments' own cut radius."""
     from ..models.diffusion import DEFAULTS
 
-    model_cfg = cfg.get("model") or {}
+    model_cfg = {"clip_radius": cfg.get("radius", DEFAULTS["clip_radius"])} | (cfg.get("model") or {})
     pick = {key: model_cfg.get(key, DEFAULTS[key]) for key in ("guidance", "sample_steps", "eta", "clip_radius")}
     return {"guidance": float(pick["guidance"]), "steps": int(pick["sample_steps"]), "eta": float(pick["eta"]),
             "clip_radius": float(pick["clip_radius"])}
