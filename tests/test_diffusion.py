@@ -273,5 +273,26 @@ def test_the_auxiliary_head_learns_the_shell_invariants_that_rotation_leaves_alo
     # the CN the embedding reads from each spectrum is nearer its own site's than the other's
     assert abs(guess[0, -1] - truth[0, -1]) < abs(guess[0, -1] - truth[1, -1])
     assert abs(guess[1, -1] - truth[1, -1]) < abs(guess[1, -1] - truth[0, -1])
-    # the default recipe has no auxiliary head, so its checkpoints keep their keys
-    assert ShellDiffusion([8, 27], 16, DEFAULTS).denoiser.invariants is None
+    # the default recipe has the head (chosen on validation); weight 0 has none, so its checkpoints keep their keys
+    assert ShellDiffusion([8, 27], 16, DEFAULTS).denoiser.invariants is not None
+    assert ShellDiffusion([8, 27], 16, DEFAULTS | {"invariant_weight": 0.0}).denoiser.invariants is None
+
+
+def test_a_version_2_checkpoint_without_the_head_still_loads_and_an_older_one_is_named(tmp_path):
+    """Version 3 only turned the auxiliary head on by default; a version-2 checkpoint's cfg never had the key."""
+    import json
+
+    from xasengine.models.diffusion import load_diffusion, save_diffusion
+
+    old_cfg = {k: v for k, v in DEFAULTS.items() if k not in ("invariant_weight", "clip_radius")}
+    model = ShellDiffusion([8, 27], 16, old_cfg)
+    save_diffusion(tmp_path / "v2.pt", model, {})
+    for version, name in ((2, "v2.pt"), (1, "v1.pt")):
+        blob = torch.load(tmp_path / "v2.pt", weights_only=True)
+        info = json.loads(blob["json"]) | {"version": version}
+        torch.save({"state": blob["state"], "json": json.dumps(info)}, tmp_path / name)
+    loaded, _ = load_diffusion(tmp_path / "v2.pt")
+    assert loaded.denoiser.invariants is None
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    with pytest.raises(ModelError, match="v1.pt: diffusion checkpoint of model version 1"):
+        load_diffusion(tmp_path / "v1.pt")

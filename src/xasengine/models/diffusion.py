@@ -49,8 +49,9 @@ DEFAULTS = {
     "guidance": 0.0,           # w in (1+w)·eps(spectrum) - w·eps(null); 0 chosen on validation (benchmarks/README)
     "first_shell_cutoff": 2.6,  # Å: O neighbours within it are the labelled first-shell nodes (= diffusion.bond_cutoff)
     "label_drop": 0.15,        # fraction of training steps with the first-shell labels hidden (sampling without a CN)
-    "invariant_weight": 0.0,   # >0: the spectrum embedding also regresses the shell's sorted neighbour distances, mean
-                               # bond and CN (an auxiliary head, unused at sampling), so it learns what the shell is
+    "invariant_weight": 1.0,   # >0: the spectrum embedding also regresses the shell's sorted neighbour distances, mean
+                               # bond and CN (an auxiliary head, unused at sampling), so it learns what the shell is;
+                               # 1 chosen on validation (benchmarks/README.md, "Training recipes"), 0 turns it off
     "low_noise_power": 1.0,    # training steps drawn as T·u^p: 1 uniform, >1 more steps at low noise (bond precision)
 }
 MODEL_VERSION = DIFFUSION_MODEL_VERSION
@@ -411,7 +412,8 @@ def load_diffusion(path) -> tuple[ShellDiffusion, dict]:
 
     blob = load_torch(path, weights_only=True)
     info = json.loads(blob["json"])
-    if info.get("version", 1) != MODEL_VERSION:
+    # version 2 differs only in a default (no auxiliary head), which its saved cfg records: it loads as it was
+    if info.get("version", 1) not in (2, MODEL_VERSION):
         raise ModelError(f"{path}: diffusion checkpoint of model version {info.get('version', 1)}, this xasengine "
                          f"needs {MODEL_VERSION}; retrain it (snakemake --forcerun train_diffusion)")
     model = ShellDiffusion(info["species_z"], info["grid_len"], info["cfg"])

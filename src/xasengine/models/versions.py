@@ -2,4 +2,5 @@
 
 # Bumped whenever a checkpoint of the previous code can no longer be loaded or means something else; the train
 # rule's params carry it, so an existing results/ retrains instead of failing on the old weights.
-DIFFUSION_MODEL_VERSION = 2  # 2: first-shell node labels (the shell's CN as a condition)
+DIFFUSION_MODEL_VERSION = 3  # 2: first-shell node labels (the shell's CN as a condition); 3: auxiliary
+                             # invariant head on by default (invariant_weight 1)
