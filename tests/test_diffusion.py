@@ -14,7 +14,7 @@ from e3nn import o3
 from pymatgen.core import Lattice, Structure
 
 from xasengine.environments import neighbour_shell, read_environments
-from xasengine.models.diffusion import DEFAULTS, ShellDiffusion, fit_diffusion, resolve_cfg
+from xasengine.models.diffusion import DEFAULTS, ShellDiffusion, dilate_first_shell, fit_diffusion, resolve_cfg
 from xasengine.models.shell_metrics import matched_rmsd, shell_scores
 from xasengine.errors import ModelError
 
@@ -155,6 +155,21 @@ def test_a_model_trained_on_a_few_shells_reproduces_them_better_than_the_uncondi
     assert cn_error(asked_s, asked_x) < cn_error(cond_s, cond_x) or cn_error(asked_s, asked_x) == 0
     assert mean_cn(swapped_s, swapped_x, 0) < mean_cn(asked_s, asked_x, 0)
     assert mean_cn(swapped_s, swapped_x, 1) > mean_cn(asked_s, asked_x, 1)
+    # a shell that misses its asked CN is drawn again: every first-draw hit is kept as drawn, and the redraws
+    # only add hits (bond sizing off, so that the counts are the sampler's own)
+    once_s, once_x = model.sample(ask_spectra, ask_absorber, 8, 6, seed=3, first_shell_counts=cn_true, cn_retries=0,
+                                  head_bond=False)
+    again_s, again_x = model.sample(ask_spectra, ask_absorber, 8, 6, seed=3, first_shell_counts=cn_true,
+                                    cn_retries=3, head_bond=False)
+
+    def hits(gen_s, gen_x):
+        return (model.first_shell_count(gen_s.reshape(-1, 8), gen_x.reshape(-1, 8, 3))
+                == np.repeat(cn_true, 6)).reshape(2, 6)
+
+    print("hits", hits(once_s, once_x).sum(), hits(again_s, again_x).sum())
+    np.testing.assert_array_equal(again_x[hits(once_s, once_x)], once_x[hits(once_s, once_x)])
+    assert (hits(again_s, again_x) | ~hits(once_s, once_x)).all()
+    assert hits(again_s, again_x).sum() >= hits(once_s, once_x).sum()
     # inpainting the labelled nodes' species: every node asked to be first-shell comes out as oxygen
     painted_s, painted_x = model.sample(ask_spectra, ask_absorber, 8, 6, seed=3, first_shell_counts=cn_true,
                                         inpaint_ligand=True)
@@ -188,6 +203,7 @@ def test_tiny_workflow_trains_samples_and_reports_the_diffusion_model(tiny_workf
 
     with h5py.File(results / "diffusion" / "samples.h5") as fh:
         assert metrics["clip_radius"] == radius and np.linalg.norm(fh["offsets"][()], axis=-1).max() <= radius + 1e-4
+    assert metrics["head_bond"] is True  # the default recipe has the head, so its bond reading sizes the shells
     consistency = json.loads((results / "metrics" / "diffusion_consistency.json").read_text())
     site = consistency["sites"][0]
     assert site.get("error_true_cut") is None and -1.0 <= site["cosine_true_cut"] <= 1.0
@@ -202,7 +218,7 @@ def test_a_sampling_knob_reevaluates_without_retraining(tiny_workflow):
 
     wf = tiny_workflow
     base = tiny_config()
-    sampling = {"guidance": 0.5, "eta": 0.5, "clip_radius": 5.0}
+    sampling = {"guidance": 0.5, "eta": 0.5, "clip_radius": 5.0, "head_bond": False}
     changed = tiny_config(diffusion={"n_samples": 3, "model": base["diffusion"]["model"] | sampling})
     wf.set_config(changed)
     try:
@@ -273,9 +289,48 @@ def test_the_auxiliary_head_learns_the_shell_invariants_that_rotation_leaves_alo
     # the CN the embedding reads from each spectrum is nearer its own site's than the other's
     assert abs(guess[0, -1] - truth[0, -1]) < abs(guess[0, -1] - truth[1, -1])
     assert abs(guess[1, -1] - truth[1, -1]) < abs(guess[1, -1] - truth[0, -1])
+    # at sampling the head's bond sizes the first shell: same raw sample (same seed), same directions and count,
+    # mean first-shell O distance = the head's reading; the prior (no spectrum) is left as sampled
+    bond = model.head_bond_length(spectra[:2])
+    sized_s, sized_x = model.sample(spectra[:2], absorber[:2], 8, 5, seed=2, first_shell_counts=[6, 4])
+    raw_s, raw_x = model.sample(spectra[:2], absorber[:2], 8, 5, seed=2, first_shell_counts=[6, 4], head_bond=False)
+    assert np.array_equal(sized_s, raw_s) and not np.allclose(sized_x, raw_x)
+    raw_d, sized_d = np.linalg.norm(raw_x, axis=-1), np.linalg.norm(sized_x, axis=-1)
+    bonded = (raw_s == 8) & (raw_d < model.cfg["first_shell_cutoff"])
+    assert bonded.any()  # this briefly trained model's shells are rough: not every one has a first-shell O
+    for i, j in np.ndindex(2, 5):
+        if bonded[i, j].any():
+            np.testing.assert_allclose(sized_d[i, j][bonded[i, j]].mean(), bond[i], rtol=1e-6)
+        np.testing.assert_allclose(sized_x[i, j][~bonded[i, j]], raw_x[i, j][~bonded[i, j]])
+    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
+    np.testing.assert_allclose(unit(sized_x)[bonded], unit(raw_x)[bonded], atol=1e-9)
+    prior = model.sample(spectra[:2], absorber[:2], 8, 5, seed=2, unconditional=True)[1]
+    np.testing.assert_array_equal(prior, model.sample(spectra[:2], absorber[:2], 8, 5, seed=2, unconditional=True,
+                                                      head_bond=False)[1])
     # the default recipe has the head (chosen on validation); weight 0 has none, so its checkpoints keep their keys
     assert ShellDiffusion([8, 27], 16, DEFAULTS).denoiser.invariants is not None
     assert ShellDiffusion([8, 27], 16, DEFAULTS | {"invariant_weight": 0.0}).denoiser.invariants is None
+
+
+def test_dilating_the_first_shell_touches_only_its_ligands_and_commutes_with_rotation():
+    """Two shells: O at 1.9/2.1 Å and one beyond the cutoff, a cation inside it; the dilation sets the bonded O's
+    mean distance, leaves the others alone, and a rotation-reflection before it equals one after it."""
+    rng = np.random.default_rng(0)
+    directions = rng.normal(size=(2, 4, 3))
+    directions /= np.linalg.norm(directions, axis=-1, keepdims=True)
+    offsets = directions * np.array([1.9, 2.1, 2.9, 2.4])[None, :, None]
+    species = np.array([[8, 8, 8, 28], [8, 8, 8, 8]])
+    out = dilate_first_shell(species, offsets, np.array([2.05, 2.2]), cutoff=2.6)
+    dist = np.linalg.norm(out, axis=-1)
+    np.testing.assert_allclose(dist[0], [1.9 * 2.05 / 2.0, 2.1 * 2.05 / 2.0, 2.9, 2.4])
+    np.testing.assert_allclose(dist[1, [0, 1, 3]].mean(), 2.2)
+    assert dist[1, 2] == pytest.approx(2.9)
+    q = o3.rand_matrix().double().numpy() * -1.0
+    np.testing.assert_allclose(dilate_first_shell(species, offsets @ q.T, np.array([2.05, 2.2]), 2.6), out @ q.T,
+                               atol=1e-12)
+    # a shell with no first-shell O is returned as it came
+    lone = np.array([[28, 28, 28, 28]])
+    np.testing.assert_array_equal(dilate_first_shell(lone, offsets[:1], np.array([2.0]), 2.6), offsets[:1])
 
 
 def test_a_version_2_checkpoint_without_the_head_still_loads_and_an_older_one_is_named(tmp_path):

@@ -3,7 +3,10 @@ import csv
 import hashlib
 import os
 
-from xasengine.models.versions import DIFFUSION_MODEL_VERSION
+from xasengine.models.versions import (
+    DIFFUSION_MODEL_VERSION,
+    DIFFUSION_SAMPLING_SETTINGS,
+)
 
 ENV = "../../envs/xasengine.yaml"
 STRUCTURE_JSON = "results/structures/json/{sid}.json"
@@ -273,9 +276,7 @@ def diffusion_train_cfg():
     )
     cfg = {k: v for k, v in config["diffusion"].items() if k not in evaluation}
     cfg["model"] = {
-        k: v
-        for k, v in cfg["model"].items()
-        if k not in ("guidance", "sample_steps", "eta", "clip_radius")
+        k: v for k, v in cfg["model"].items() if k not in DIFFUSION_SAMPLING_SETTINGS
     }
     cfg["model_version"] = (
         DIFFUSION_MODEL_VERSION  # new code that changes the weights' meaning retrains

@@ -4,3 +4,7 @@
 # rule's params carry it, so an existing results/ retrains instead of failing on the old weights.
 DIFFUSION_MODEL_VERSION = 3  # 2: first-shell node labels (the shell's CN as a condition); 3: auxiliary
                              # invariant head on by default (invariant_weight 1)
+
+# Diffusion settings read only at sampling: the train rule leaves them out of its params, so changing one
+# re-evaluates the test shells and retrains nothing.
+DIFFUSION_SAMPLING_SETTINGS = ("guidance", "sample_steps", "eta", "clip_radius", "head_bond", "cn_retries")

@@ -60,15 +60,17 @@ def _per_element(rows: list[dict]) -> dict:
 
 
 def sampling_settings(cfg: dict) -> dict:
-    """Guidance weight, reverse steps, eta and the clip radius from the config at sampling time (not the
-    checkpoint's): they change no trained weight, so the train rule does not see them and changing them only
+    """Guidance weight, reverse steps, eta, the clip radius, the head's bond and the CN redraws from the config at
+    sampling time (not the checkpoint's): they change no trained weight, so the train rule does not see them and changing them only
     re-evaluates. The clip radius defaults to the environments' own cut radius."""
     from ..models.diffusion import DEFAULTS
+    from ..models.versions import DIFFUSION_SAMPLING_SETTINGS
 
     model_cfg = {"clip_radius": cfg.get("radius", DEFAULTS["clip_radius"])} | (cfg.get("model") or {})
-    pick = {key: model_cfg.get(key, DEFAULTS[key]) for key in ("guidance", "sample_steps", "eta", "clip_radius")}
+    pick = {key: model_cfg.get(key, DEFAULTS[key]) for key in DIFFUSION_SAMPLING_SETTINGS}
     return {"guidance": float(pick["guidance"]), "steps": int(pick["sample_steps"]), "eta": float(pick["eta"]),
-            "clip_radius": float(pick["clip_radius"])}
+            "clip_radius": float(pick["clip_radius"]), "head_bond": bool(pick["head_bond"]),
+            "cn_retries": int(pick["cn_retries"])}
 
 
 def evaluate_diffusion(shards, env_paths, checkpoint, spt_checkpoint, cfg: dict, out_json, out_samples) -> dict:
@@ -120,6 +122,8 @@ def evaluate_diffusion(shards, env_paths, checkpoint, spt_checkpoint, cfg: dict,
         "sample_steps": sampling["steps"],
         "eta": sampling["eta"],
         "clip_radius": sampling["clip_radius"],
+        "head_bond": sampling["head_bond"] and model.denoiser.invariants is not None,
+        "cn_retries": sampling["cn_retries"],
         "methods": {name: _per_element(scores) for name, scores in methods.items()},
         "headline": headline,
         "n_samples_baselines": n_side,
