@@ -6,6 +6,7 @@ import os
 from xasengine.models.versions import (
     DIFFUSION_MODEL_VERSION,
     DIFFUSION_SAMPLING_SETTINGS,
+    DIFFUSION_SAMPLING_VERSION,
 )
 
 ENV = "../../envs/xasengine.yaml"

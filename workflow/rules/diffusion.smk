@@ -60,6 +60,7 @@ rule evaluate_diffusion:
     threads: config["resources"]["train_threads"]
     params:
         cfg=config["diffusion"],
+        sampling_version=DIFFUSION_SAMPLING_VERSION,  # a changed sampler default re-samples
     script:
         "../scripts/evaluate_diffusion.py"
 
