@@ -210,7 +210,8 @@ def test_tiny_workflow_trains_samples_and_reports_the_diffusion_model(tiny_workf
     # the true shell cut to K atoms resembles its own full-crystal spectrum
     assert site["pearson_true_cut"] > 0.5
     html = (results / "reports" / "diffusion.html").read_text()
-    assert "template matching" in html and (results / "reports" / "diffusion_shells.png").stat().st_size > 10_000
+    assert "template matching" in html and "Finishing: a shell that misses" in html
+    assert (results / "reports" / "diffusion_shells.png").stat().st_size > 10_000
 
 
 def test_a_sampling_knob_reevaluates_without_retraining(tiny_workflow):

@@ -260,6 +260,19 @@ PAPER = ("Seed paper (arXiv 2602.16133, its own data): mean first-shell bond-len
          "template matching on every metric.")
 
 
+def _finishing(record: dict) -> str:
+    """The sampling settings that finish each shell, said in the report so that no reader mistakes them for the
+    network's raw output (older metrics files have neither)."""
+    said = []
+    if record.get("cn_retries"):
+        said.append(f"a shell that misses the CN it was asked for is drawn again from fresh noise, up to "
+                    f"{record['cn_retries']} times")
+    if record.get("head_bond"):
+        said.append("each shell's first-shell O are then scaled about the absorber to the mean bond the model's "
+                    "auxiliary head reads from the spectrum (directions, count and second shell stay as sampled)")
+    return (" Finishing: " + "; ".join(said) + ".") if said else ""
+
+
 def write_report(metrics_json: str, samples_h5: str, consistency_json: str | None, outputs) -> None:
     from ..readers import read_json
 
@@ -272,7 +285,7 @@ def write_report(metrics_json: str, samples_h5: str, consistency_json: str | Non
              f"guidance w = {record['guidance']}, {record['sample_steps']} reverse steps; sampling "
              f"{record['sample_seconds_per_spectrum']:.2f} s per spectrum ({record['n_samples']} shells); training "
              f"{(record['train_seconds'] or 0) / 60:.1f} min. Scores are means over sites of the mean over samples; "
-             f"CN counts O within {record['bond_cutoff']} Å.</p>", _table(record)]
+             f"CN counts O within {record['bond_cutoff']} Å.{_finishing(record)}</p>", _table(record)]
     headline = record.get("headline", "diffusion")
     diff, tmpl = record["methods"][headline]["all"], record["methods"]["template matching"]["all"]
     lower_better = [k for k in SCORE_KEYS if k not in ("cn_exact", "species_match")]
