@@ -246,6 +246,7 @@ def test_generate_writes_xyz_shells_and_names_a_bad_input(tiny_workflow, tmp_pat
     assert text.count("Properties=species:S:1:pos:R:3:absorber:L:1") == 3
     assert len(sorted((tmp_path / "gen").glob("*-sample*.xyz"))) == 3 * len(frames)
     assert "CN asked" in text and "(joint SPT" in text  # the SPT beside diffusion.pt gives each spectrum's CN
+    assert "first-shell O scaled to the model's bond reading" in text  # the head's bond, said per frame
     asked = subprocess.run([sys.executable, "-m", "xasengine.cli", "generate", str(shard), "--model", str(model),
                             "--out", str(tmp_path / "gen4"), "--n-samples", "1", "--cn", "4"],
                            capture_output=True, text=True)
