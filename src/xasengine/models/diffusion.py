@@ -324,7 +324,7 @@ class ShellDiffusion(nn.Module):
 
     def first_shell_count(self, species: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """(B,) number of O within first_shell_cutoff of each sampled (B, K) shell: the CN it is scored by."""
-        inside = np.linalg.norm(offsets, axis=-1) < self.cfg["first_shell_cutoff"]
+        inside = np.linalg.norm(offsets, axis=-1) <= self.cfg["first_shell_cutoff"]  # as shell_metrics counts
         return ((species == OXYGEN) & inside).sum(-1)
 
     def _reverse(self, spectrum, absorber, shell, k, gen, guidance, unconditional, steps, inpaint_ligand, eta,
@@ -379,11 +379,11 @@ def dilate_first_shell(species: np.ndarray, offsets: np.ndarray, bond: np.ndarra
     """Scale each shell's first-shell ligands (within `cutoff`) about the absorber so their mean distance is `bond`.
 
     The auxiliary head reads the mean bond from the spectrum to ~0.01 Å, the sampled geometry only to ~0.07 Å
-    (benchmarks/README.md, "The head's bond length at sampling"), so the sample keeps its directions, count and
+    (benchmarks/README.md, "The head's bond length and CN redraws at sampling"), so the sample keeps its directions, count and
     second shell and takes its size from the head. A dilation about the absorber commutes with rotations and
     reflections, so the sampler stays equivariant. species (B, K), offsets (B, K, 3), bond (B,) in Å."""
     dist = np.linalg.norm(offsets, axis=-1)
-    bonded = (species == ligand) & (dist < cutoff)
+    bonded = (species == ligand) & (dist <= cutoff)
     count = bonded.sum(-1)
     mean = (dist * bonded).sum(-1) / np.maximum(count, 1)
     factor = np.where(count > 0, np.asarray(bond, float) / np.where(mean > 0, mean, 1.0), 1.0)
