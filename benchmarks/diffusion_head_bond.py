@@ -23,7 +23,7 @@ import numpy as np
 from xasengine.config import load_config
 from xasengine.environments import absorber_numbers
 from xasengine.models.diffusion import load_diffusion
-from xasengine.models.shell_metrics import first_shell, summarise
+from xasengine.models.shell_metrics import first_shell_mask, summarise
 from xasengine.reports.diffusion import _scores, joined_sites
 
 
@@ -32,9 +32,9 @@ def head_bond_errors(model, sites, cutoff: float) -> dict:
     out = {}
     for split in ("train", "val", "test"):
         rows = np.flatnonzero(sites["split"] == split)
-        true = np.array([np.linalg.norm(first_shell(sites["species"][r], sites["offsets"][r], cutoff), axis=1).mean()
-                         if len(first_shell(sites["species"][r], sites["offsets"][r], cutoff)) else np.nan
-                         for r in rows])
+        bonded = first_shell_mask(sites["species"][rows], sites["offsets"][rows], cutoff)
+        dist = np.linalg.norm(np.nan_to_num(sites["offsets"][rows]), axis=-1)
+        true = np.where(bonded.any(-1), (dist * bonded).sum(-1) / np.maximum(bonded.sum(-1), 1), np.nan)
         err = np.abs(model.head_bond_length(sites["spectrum"][rows]) - true)
         out[split] = {"sites": int(np.isfinite(err).sum()), "mae": float(np.nanmean(err)),
                       "median": float(np.nanmedian(err)), "p90": float(np.nanquantile(err, 0.9))}
@@ -59,7 +59,7 @@ def main() -> None:
     sites = joined_sites(sorted(glob.glob(str(results / "shards" / "*.h5"))),
                          sorted(glob.glob(str(results / "environments" / "*.h5"))), cfg["elements"])
     rows = np.flatnonzero(sites["split"] == args.split)[:: args.every]
-    asked = np.array([len(first_shell(sites["species"][r], sites["offsets"][r], args.cutoff)) for r in rows])
+    asked = first_shell_mask(sites["species"][rows], sites["offsets"][rows], args.cutoff).sum(-1)
     k = sites["species"].shape[1]
     record = {"split": args.split, "sites": len(rows), "samples": args.samples,
               "head_bond_error": head_bond_errors(model, sites, args.cutoff)}

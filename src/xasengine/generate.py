@@ -72,7 +72,7 @@ def generate_cli(args) -> int:
     """Writes <out>/<input>-sampleNN.xyz and <out>/<input>.extxyz; 1 if any input failed (each named)."""
     from pymatgen.core import Element
 
-    from .models.diffusion import DEFAULTS, load_diffusion
+    from .models.diffusion import load_diffusion
 
     if args.n_samples < 1:
         raise PredictError(f"--n-samples must be at least 1, got {args.n_samples}")
@@ -96,7 +96,7 @@ def generate_cli(args) -> int:
         stem = _stem(item["source"])
         frames = []
         asked = f"CN asked {cn:g} ({cn_source})" if cn is not None else f"CN {cn_source}"
-        if model.cfg.get("head_bond", DEFAULTS["head_bond"]) and model.denoiser.invariants is not None:
+        if model.uses_head_bond():
             bond = float(model.head_bond_length(np.asarray(item["spectrum"], np.float32)[None])[0])
             asked += f"; first-shell O scaled to the model's bond reading {bond:.3f} A"
         for j in range(args.n_samples):

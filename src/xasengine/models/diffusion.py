@@ -22,7 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..errors import ModelError
-from .shell_metrics import OXYGEN
+from .shell_metrics import OXYGEN, first_shell_mask
 from .versions import DIFFUSION_MODEL_VERSION
 
 DEFAULTS = {
@@ -292,7 +292,6 @@ class ShellDiffusion(nn.Module):
         guidance = cfg["guidance"] if guidance is None else guidance
         eta = cfg["eta"] if eta is None else eta
         clip_radius = cfg.get("clip_radius", 0.0) if clip_radius is None else clip_radius
-        head_bond = cfg.get("head_bond", DEFAULTS["head_bond"]) if head_bond is None else head_bond
         cn_retries = cfg.get("cn_retries", DEFAULTS["cn_retries"]) if cn_retries is None else cn_retries
         steps = steps or cfg["sample_steps"]
         gen = torch.Generator().manual_seed(seed)
@@ -316,7 +315,7 @@ class ShellDiffusion(nn.Module):
                 again_species, again_offsets = draw(miss)
                 hit = self.first_shell_count(again_species, again_offsets) == asked[miss]
                 species[miss[hit]], offsets[miss[hit]] = again_species[hit], again_offsets[hit]
-        if head_bond and not unconditional and self.denoiser.invariants is not None:
+        if not unconditional and self.uses_head_bond(head_bond):
             offsets = dilate_first_shell(species, offsets, self.head_bond_length(spectrum),
                                          cfg["first_shell_cutoff"])
         n_sites = b // n_samples
@@ -324,8 +323,13 @@ class ShellDiffusion(nn.Module):
 
     def first_shell_count(self, species: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """(B,) number of O within first_shell_cutoff of each sampled (B, K) shell: the CN it is scored by."""
-        inside = np.linalg.norm(offsets, axis=-1) <= self.cfg["first_shell_cutoff"]  # as shell_metrics counts
-        return ((species == OXYGEN) & inside).sum(-1)
+        return first_shell_mask(species, offsets, self.cfg["first_shell_cutoff"]).sum(-1)
+
+    def uses_head_bond(self, head_bond: bool | None = None) -> bool:
+        """Whether sampling sizes the first shell by the head's bond: asked for (None: the configured setting)
+        and possible (the checkpoint has the head)."""
+        wanted = self.cfg.get("head_bond", DEFAULTS["head_bond"]) if head_bond is None else head_bond
+        return bool(wanted) and self.denoiser.invariants is not None
 
     def _reverse(self, spectrum, absorber, shell, k, gen, guidance, unconditional, steps, inpaint_ligand, eta,
                  clip_radius):
@@ -383,7 +387,7 @@ def dilate_first_shell(species: np.ndarray, offsets: np.ndarray, bond: np.ndarra
     second shell and takes its size from the head. A dilation about the absorber commutes with rotations and
     reflections, so the sampler stays equivariant. species (B, K), offsets (B, K, 3), bond (B,) in Å."""
     dist = np.linalg.norm(offsets, axis=-1)
-    bonded = (species == ligand) & (dist <= cutoff)
+    bonded = first_shell_mask(species, offsets, cutoff, ligand)
     count = bonded.sum(-1)
     mean = (dist * bonded).sum(-1) / np.maximum(count, 1)
     factor = np.where(count > 0, np.asarray(bond, float) / np.where(mean > 0, mean, 1.0), 1.0)

@@ -12,10 +12,15 @@ OXYGEN = 8
 _MISMATCH_PENALTY = 1.0e3  # Å², larger than any distance: same species are paired first
 
 
+def first_shell_mask(species: np.ndarray, offsets: np.ndarray, cutoff: float, ligand: int = OXYGEN) -> np.ndarray:
+    """(..., K) True for the ligand atoms within the bond cutoff (absorber at the origin; NaN padding never is),
+    for one shell or a batch of them: the one definition of the first shell that CN, bond and sampling share."""
+    return (species == ligand) & (np.linalg.norm(np.nan_to_num(offsets, nan=1e9), axis=-1) <= cutoff)
+
+
 def first_shell(species: np.ndarray, offsets: np.ndarray, cutoff: float, ligand: int = OXYGEN) -> np.ndarray:
     """Offsets of the ligand atoms within the bond cutoff (the absorber at the origin)."""
-    keep = (species == ligand) & (np.linalg.norm(np.nan_to_num(offsets, nan=1e9), axis=-1) <= cutoff)
-    return offsets[keep]
+    return offsets[first_shell_mask(species, offsets, cutoff, ligand)]
 
 
 def bond_angles(shell: np.ndarray) -> np.ndarray:
