@@ -156,30 +156,46 @@ def test_experimental_report_scores_every_measured_scan(tiny_workflow):
         assert (reports / f"experimental_{name}.png").stat().st_size > 10_000
     rows = (reports / "experimental.csv").read_text().splitlines()
     assert len(rows) == 4 and rows[0].startswith("scan,compound,element,nominal_OS,predicted_OS,expected_OS")
-    # shape x edge, leave-one-compound-out: the map's slope needs two compounds of one element, so it can be
-    # fitted without NiOH2 (MnO and MnO2 remain) but not without either Mn compound
-    assert result["headline"] == "shape only" and result["other"]["reading"] == "shape × edge"
-    assert result["other"]["os_exact"]["of"] == 3
+    # three readings, standards leave-one-compound-out. shape x edge: the map's slope needs two compounds of one
+    # element, so it can be fitted without NiOH2 (MnO and MnO2 remain) but not without either Mn compound. The
+    # edge ladder needs two oxidised standards of the scan's own element, which no scan has here: each keeps the
+    # SPT's shape without its metal share (no scan's E0 is within the metal gate of its foil)
+    assert result["headline"] == "edge ladder" and set(result["others"]) == {"shape only", "shape × edge"}
+    assert all(o["os_exact"]["of"] == 3 for o in result["others"].values())
     for r in result["scans"]:
-        assert r["edge_fusion"]["applied"] is (r["compound"] == "NiOH2") and r["edge_fusion"]["edge_above_foil_eV"] > 0
+        fusion, ladder = r["edge"]["edge_fusion"], r["edge"]["edge_ladder"]
+        assert fusion["applied"] is (r["compound"] == "NiOH2") and r["edge"]["edge_above_foil_eV"] > 0
         if r["compound"] != "NiOH2":
-            assert "too few measured standards" in r["edge_fusion"]["why"] and r["OS_other"] == r["OS"]
+            assert "too few measured standards" in fusion["why"]
+            assert r["OS_readings"]["shape × edge"] == r["OS_readings"]["shape only"]
+        assert ladder["applied"] and "fewer than 2" in ladder["how"] and r["edge"]["e0_above_foil_eV"] > 2
+        assert r["OS"]["probabilities"].get("0", 0) == 0  # the tiny model may have no OS-0 class at all
+        shape = r["OS_readings"]["shape only"]["probabilities"]
+        assert r["OS"]["probabilities"]["2"] == pytest.approx(shape["2"] / (1 - shape.get("0", 0)), abs=2e-3)
+    header = (reports / "experimental.csv").read_text().splitlines()[0]
+    assert "expected_OS_shape_only" in header and "expected_OS_fused" in header
 
 
 def test_measured_os_is_fused_with_the_edge_map_beside_the_model(tiny_workflow):
     """`predict --edge-fusion --model results/models` finds edge_map.json (rule edge_map, fitted on the three
     test scans) and moves the OS probabilities of calibrated scans towards the state whose simulated edges match;
-    the shape-only reading is kept in the record and is what predict reports without the flag."""
+    the shape-only reading is kept in the record; `--os-reading shape` reports it, the default reads the ladder."""
     from xasengine.models.edge_fusion import map_edge
 
     doc = json.loads((tiny_workflow.root / "results" / "models" / "edge_map.json").read_text())
     assert {s["compound"] for s in doc["standards"]} == {"MnO", "MnO2", "NiOH2"} and doc["map"] is not None
     assert set(doc["stats"]) >= {"Mn"} and all(v["sd"] >= 0.5 for lv in doc["stats"].values() for v in lv.values())
     fused = {r["source"]: r for r in json.loads(_predict(tiny_workflow, str(XDI), "--edge-fusion").stdout)}
-    shape = {r["source"]: r for r in json.loads(_predict(tiny_workflow, str(XDI)).stdout)}
-    assert fused.keys() == shape.keys()
+    shape = {r["source"]: r for r in json.loads(_predict(tiny_workflow, str(XDI), "--os-reading", "shape").stdout)}
+    ladder = {r["source"]: r for r in json.loads(_predict(tiny_workflow, str(XDI)).stdout)}
+    assert fused.keys() == shape.keys() == ladder.keys()
     for source, f in fused.items():
-        assert not shape[source]["edge_fusion"]["applied"]
+        assert shape[source]["os_reading"] == "shape" and "edge_fusion" not in shape[source]
+        assert f["os_reading"] == "fusion" and ladder[source]["os_reading"] == "ladder"
+        # predict's default reading uses every standard of the map: Mn has two (MnO, MnO2), Ni one
+        how = ladder[source]["edge_ladder"]["how"]
+        assert how.startswith("edge ladder") if f["element"] == "Mn" else "fewer than 2" in how
+        assert ladder[source]["edge_ladder"]["shape_probabilities"] == shape[source]["descriptors"]["OS"]["probabilities"]
         fusion = f["edge_fusion"]
         assert fusion["shape_probabilities"] == shape[source]["descriptors"]["OS"]["probabilities"]
         assert fusion["edge_on_feff_scale_eV"] == pytest.approx(

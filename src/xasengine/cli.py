@@ -126,12 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ood-percentile", type=float, default=95.0,
                    help="flag a prediction out of distribution ('ood') when its SPT-latent distance to the training "
                         "set exceeds this percentile of the validation spectra's (default 95)")
-    p.add_argument("--edge-fusion", action="store_true",
-                   help="fuse measured scans' OS probabilities with their edge position (shape x edge; the SPT's own "
-                        "ones are kept in the record); off by default: no gain measured for the SPT")
+    p.add_argument("--os-reading", choices=["ladder", "fusion", "shape"], default="ladder",
+                   help="how a calibrated measured scan's OS is read: 'ladder' (default) its edge on FEFF's ladder of "
+                        "states, placed by the measured standards, with a metal gate on E0 (the SPT's shape where an "
+                        "element has fewer than two oxidised standards); 'fusion' the SPT's shape times the edge; "
+                        "'shape' the SPT alone. The SPT's own probabilities stay in the record")
+    p.add_argument("--edge-fusion", action="store_true", help="the same as --os-reading fusion")
     p.add_argument("--edge-map", default=None,
-                   help="edge map for --edge-fusion (default: edge_map.json beside the checkpoints, written by the "
-                        "workflow's edge_map rule)")
+                   help="edge map of the ladder and fusion readings (default: edge_map.json beside the checkpoints, "
+                        "written by the workflow's edge_map rule)")
     p.set_defaults(func=_predict)
     p = sub.add_parser("generate", help="candidate coordination shells (XYZ) for spectra from the diffusion model")
     p.add_argument("inputs", nargs="+", help="spectrum files (XDI or two-column), folders of them, or HDF5 shards")

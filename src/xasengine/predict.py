@@ -20,12 +20,16 @@ from .errors import PredictError, XasEngineError
 from .models.targets import group_of
 from .models.domain import ATYPICAL_PERCENTILE, latent_typicality, typicality
 from .models.edge_fusion import fuse, map_edge, measured_edge
+from .models.edge_ladder import read_ladder
 from .measured import Scan, calibrate, check_foil, normalise, read_scans, tabulated_edge
 from .spectra import edge_grid, find_e0, to_grid
 
 SPECTRUM_SUFFIXES = {".xdi", ".dat", ".txt", ".csv", ".xmu", ".nor"}
 SMOOTH_MEASURED_EV = 1.0  # light smoothing before locating E0 in noisy measured data
 EDGE_MAP_FILE = "edge_map.json"  # beside the checkpoints: the measured-to-FEFF edge map (rule edge_map)
+# How a calibrated measured scan's OS is read (benchmarks/README.md, "The edge ladder"): the edge on FEFF's ladder
+# of states (models.edge_ladder), the SPT's shape times the edge (models.edge_fusion), or the SPT's shape alone.
+OS_READINGS = ("ladder", "fusion", "shape")
 
 
 def load_models(model_path: str) -> dict:
@@ -46,21 +50,60 @@ def load_models(model_path: str) -> dict:
     return models
 
 
-def load_edge_map(model_path: str, explicit: str | None = None) -> dict | None:
-    """The edge map for --edge-fusion (models.edge_fusion): `explicit`, else edge_map.json beside the
-    checkpoints; a missing one is an error, since the user asked for the fusion."""
+def load_edge_map(model_path: str, explicit: str | None = None, required: bool = True) -> dict | None:
+    """The edge map of the ladder and fusion readings: `explicit`, else edge_map.json beside the checkpoints.
+    A missing one is an error when given or `required`; otherwise None (the records then say why)."""
     from .readers import read_json
 
     path = Path(explicit) if explicit else (Path(model_path) if Path(model_path).is_dir() else
                                             Path(model_path).parent) / EDGE_MAP_FILE
     if not path.is_file():
-        raise PredictError(f"--edge-fusion: no edge map at {path} (built by `snakemake results/models/edge_map.json`"
-                           ", or give --edge-map)")
+        if not (required or explicit):
+            return None
+        raise PredictError(f"no edge map at {path} (built by `snakemake results/models/edge_map.json`, or give "
+                           "--edge-map; --os-reading shape needs none)")
     try:
         doc = read_json(path)
-        return {"stats": doc["stats"], "map": doc["map"], "path": str(path)}
+        return {"stats": doc["stats"], "map": doc["map"], "standards": doc.get("standards", []), "path": str(path)}
     except (XasEngineError, KeyError, TypeError) as exc:
         raise PredictError(f"{path}: unreadable edge map ({exc})") from exc
+
+
+def _unreadable_edge(processing: dict, edge_map: dict | None) -> str:
+    """Why a scan's edge cannot inform its OS ('' when it can)."""
+    if edge_map is None:
+        return "no edge map (none beside the model and no --edge-map, or too few measured standards to fit one)"
+    if processing["calibration"] == "none":
+        return "energy axis not calibrated (no reference foil, no --e0-shift)"
+    return ""
+
+
+def _replace_os(record: dict, key: str, classes, probabilities: np.ndarray, extra: dict) -> None:
+    """Put a reading's OS probabilities in the record, keeping the shape-only ones under record[key]."""
+    entry = record["descriptors"]["OS"]
+    record[key] = {"applied": True, **extra, "shape_probabilities": dict(entry["probabilities"]),
+                   "shape_value": entry["value"]}
+    entry["probabilities"] = {f"{c:g}": round(float(p), 4) for c, p in zip(classes, probabilities)}
+    entry["value"] = float(np.asarray(classes, float)[int(np.argmax(probabilities))])
+
+
+def apply_edge_ladder(record: dict, edge_map: dict | None, classes, standards: list[dict] | None = None) -> None:
+    """Replace a calibrated measured scan's OS probabilities by the edge-ladder reading (models.edge_ladder);
+    `standards`: those allowed to inform it (default: every standard of the map). Simulated spectra are left
+    alone: the SPT reads them on their own scale."""
+    processing, entry = record.get("processing"), record["descriptors"].get("OS")
+    if processing is None or entry is None or "probabilities" not in entry:
+        return
+    why = _unreadable_edge(processing, edge_map)
+    if why:
+        record["edge_ladder"] = {"applied": False, "why": why}
+        return
+    shape = np.array([entry["probabilities"][f"{c:g}"] for c in classes])
+    p, how = read_ladder(shape, classes, record["element"], processing["edge_above_foil_eV"],
+                         processing["e0_minus_tabulated_edge_eV"],
+                         edge_map.get("standards", []) if standards is None else standards, edge_map["stats"])
+    _replace_os(record, "edge_ladder", classes, p, {"how": how, "edge_above_foil_eV": processing["edge_above_foil_eV"],
+                                                    "e0_above_foil_eV": processing["e0_minus_tabulated_edge_eV"]})
 
 
 def apply_edge_fusion(record: dict, stats: dict, edge_map: dict | None, classes) -> None:
@@ -70,13 +113,7 @@ def apply_edge_fusion(record: dict, stats: dict, edge_map: dict | None, classes)
     processing, entry = record.get("processing"), record["descriptors"].get("OS")
     if processing is None or entry is None or "probabilities" not in entry:
         return
-    if edge_map is None:
-        why = "no edge map (no --edge-fusion, none beside the model, or too few measured standards to fit one)"
-    elif processing["calibration"] == "none":
-        why = "energy axis not calibrated (no reference foil, no --e0-shift)"
-    else:
-        why = ""
-    fused = None
+    why, fused = _unreadable_edge(processing, edge_map), None
     if not why:
         mapped = map_edge(edge_map, record["element"], processing["edge_above_foil_eV"])
         shape = np.array([entry["probabilities"][f"{c:g}"] for c in classes])
@@ -85,12 +122,19 @@ def apply_edge_fusion(record: dict, stats: dict, edge_map: dict | None, classes)
     if fused is None:
         record["edge_fusion"] = {"applied": False, "why": why}
         return
-    record["edge_fusion"] = {"applied": True, "edge_above_foil_eV": processing["edge_above_foil_eV"],
-                             "edge_on_feff_scale_eV": round(float(mapped), 3),
-                             "shape_probabilities": dict(entry["probabilities"]),
-                             "shape_value": entry["value"]}
-    entry["probabilities"] = {f"{c:g}": round(float(p), 4) for c, p in zip(classes, fused)}
-    entry["value"] = float(np.asarray(classes, float)[int(np.argmax(fused))])
+    _replace_os(record, "edge_fusion", classes, fused, {"edge_above_foil_eV": processing["edge_above_foil_eV"],
+                                                         "edge_on_feff_scale_eV": round(float(mapped), 3)})
+
+
+def apply_os_reading(record: dict, reading: str, edge_map: dict | None, classes) -> None:
+    """The chosen OS reading of a measured scan (OS_READINGS); the record says which."""
+    if record.get("processing") is None:
+        return
+    record["os_reading"] = reading
+    if reading == "ladder":
+        apply_edge_ladder(record, edge_map, classes)
+    elif reading == "fusion":
+        apply_edge_fusion(record, (edge_map or {}).get("stats", {}), (edge_map or {}).get("map"), classes)
 
 
 def _is_prose(path: Path) -> bool:
@@ -192,9 +236,9 @@ def _unfit_reason(item: dict, models: dict, group: str) -> str:
 
 
 def predict_items(items: list[dict], models: dict, ood_percentile: float = ATYPICAL_PERCENTILE,
-                  edge_map: dict | None = None) -> tuple[list[dict], list[dict]]:
+                  edge_map: dict | None = None, reading: str = "shape") -> tuple[list[dict], list[dict]]:
     """Predictions for the spectra a model can take, and a failed row for each one it cannot; measured scans'
-    OS probabilities fused with their edge position when an edge map is given (load_edge_map)."""
+    OS read as `reading` says (OS_READINGS) with the edge map given (load_edge_map)."""
     from .evaluate import latent_vectors, predict_table
     from .models.targets import TargetSpec
 
@@ -238,8 +282,7 @@ def predict_items(items: list[dict], models: dict, ood_percentile: float = ATYPI
                                               for c, p in zip(specs[name].classes, pred["proba"][i])}
                 record["descriptors"][name] = entry
             if "OS" in specs:
-                apply_edge_fusion(record, (edge_map or {}).get("stats", {}), (edge_map or {}).get("map"),
-                                  specs["OS"].classes)
+                apply_os_reading(record, reading, edge_map, specs["OS"].classes)
             results.append(record)
     return results, failed
 
@@ -368,9 +411,11 @@ def predict_cli(args) -> int:
     """Each input file succeeds or fails on its own: 1 if any failed (each named on stderr and as a failed row)."""
     models = load_models(args.model)
     grid_len = len(next(iter(models.values()))[1]["energy_grid"])
-    edge_map = load_edge_map(args.model, args.edge_map) if args.edge_fusion else None
+    reading = "fusion" if args.edge_fusion else args.os_reading
+    edge_map = (load_edge_map(args.model, args.edge_map, required=reading == "fusion") if reading != "shape"
+                else None)
     items, failed = gathered_items(args, grid_len)
-    results, unfit = predict_items(items, models, args.ood_percentile, edge_map)
+    results, unfit = predict_items(items, models, args.ood_percentile, edge_map, reading)
     failed += unfit
     for row in failed:
         print(f"xasengine: error [predict]: {row['reason']}", file=sys.stderr)

@@ -200,10 +200,10 @@ def edge_map_stage(scans: list[str], standards: str, shards: list[str], spectra_
 
 
 def experimental_stage(scans: list[str], standards: str, spt_checkpoint: str, edge_map: str, shards: list[str],
-                       spectra_cfg: dict, outputs: dict, edge_fusion: bool = False) -> None:
+                       spectra_cfg: dict, outputs: dict, reading: str = "ladder") -> None:
     from .reports.experimental import write_experimental
 
-    write_experimental(scans, standards, spt_checkpoint, edge_map, shards, spectra_cfg, outputs, edge_fusion)
+    write_experimental(scans, standards, spt_checkpoint, edge_map, shards, spectra_cfg, outputs, reading)
 
 
 def finetune_stage(shards: list[str], checkpoint: str, out_checkpoint: str, out_summary: str, amo: dict) -> None:

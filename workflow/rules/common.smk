@@ -7,6 +7,7 @@ from xasengine.models.versions import (
     DIFFUSION_MODEL_VERSION,
     DIFFUSION_SAMPLING_SETTINGS,
     DIFFUSION_SAMPLING_VERSION,
+    EDGE_MAP_VERSION,
 )
 
 ENV = "../../envs/xasengine.yaml"

@@ -160,5 +160,6 @@ rule edge_map:
         ENV
     params:
         spectra=config["spectra"],
+        version=EDGE_MAP_VERSION,  # a new field of the map rebuilds it
     script:
         "../scripts/edge_map.py"

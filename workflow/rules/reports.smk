@@ -223,7 +223,7 @@ rule experimental:
         ENV
     params:
         spectra=config["spectra"],
-        edge_fusion=config["reports"]["measured"]["edge_fusion"],
+        reading=config["reports"]["measured"]["reading"],
     script:
         "../scripts/experimental.py"
 

@@ -3,4 +3,4 @@ from xasengine.workflow import run_rule
 
 run_rule(snakemake, experimental_stage, list(snakemake.input.scans), snakemake.input.standards, snakemake.input.spt,
          snakemake.input.edge_map, list(snakemake.input.shards), snakemake.params.spectra, dict(snakemake.output),
-         snakemake.params.edge_fusion)
+         snakemake.params.reading)

@@ -79,9 +79,9 @@ def map_edge(edge_map: dict, element: str, edge: float) -> float:
     return offset + edge_map["slope"] * edge
 
 
-def fuse(proba: np.ndarray, classes, element: str, feff_edge: float, stats: dict) -> np.ndarray | None:
-    """Fused class probabilities for one spectrum, or None when the edge cannot inform them (no stats for the
-    element, no finite edge)."""
+def edge_loglike(classes, element: str, feff_edge: float, stats: dict) -> np.ndarray | None:
+    """Gaussian log-likelihood of an edge on FEFF's scale per class (nan for OS 0 and for a state the element never
+    shows in training); None when the edge cannot inform (no stats for the element, no finite edge)."""
     classes = np.asarray(classes, float)
     if element not in stats or not np.isfinite(feff_edge):
         return None
@@ -90,9 +90,17 @@ def fuse(proba: np.ndarray, classes, element: str, feff_edge: float, stats: dict
         entry = stats[element].get(f"{c:g}")
         if entry is not None and c > 0:
             loglike[k] = -0.5 * ((feff_edge - entry["mean"]) / entry["sd"]) ** 2 - np.log(entry["sd"])
-    ox = classes > 0
-    if not np.isfinite(loglike[ox]).any():
+    return loglike if np.isfinite(loglike).any() else None
+
+
+def fuse(proba: np.ndarray, classes, element: str, feff_edge: float, stats: dict) -> np.ndarray | None:
+    """Fused class probabilities for one spectrum, or None when the edge cannot inform them (no stats for the
+    element, no finite edge)."""
+    classes = np.asarray(classes, float)
+    loglike = edge_loglike(classes, element, feff_edge, stats)
+    if loglike is None:
         return None
+    ox = classes > 0
     loglike[ox & ~np.isfinite(loglike)] = np.nanmin(loglike[ox])  # a class the element never shows in training
     p = np.asarray(proba, float).copy()
     with np.errstate(divide="ignore"):

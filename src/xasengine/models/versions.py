@@ -12,3 +12,7 @@ DIFFUSION_SAMPLING_VERSION = 2  # 2: head_bond and cn_retries on by default
 # Diffusion settings read only at sampling: the train rule leaves them out of its params, so changing one
 # re-evaluates the test shells and retrains nothing.
 DIFFUSION_SAMPLING_SETTINGS = ("guidance", "sample_steps", "eta", "clip_radius", "head_bond", "cn_retries")
+
+# Bumped whenever edge_map.json gains or changes a field its readers need; rule edge_map's params carry it, so an
+# existing results/ rebuilds the map instead of handing the report one without the field.
+EDGE_MAP_VERSION = 2  # 2: each standard's E0 shift above the foil (shown beside the edge ladder)

@@ -27,6 +27,10 @@ from .tables import fmt, heading, html_page, html_table, paragraph, write_csv
 GROUP = "nonO"  # measured standards are transition-metal K edges
 DESCRIPTORS = ("OS", "CN")  # the two a beamline user checks a standard against
 WITHIN = 0.5  # |expected - nominal| that counts as read right for a mixed-valence or nominal compound
+SHAPE, FUSED, LADDER = "shape only", "shape × edge", "edge ladder"  # the SPT's own; times the edge; the edge alone
+READINGS = {"shape": SHAPE, "fusion": FUSED, "ladder": LADDER}  # config reports.measured.reading -> name
+CSV_TAG = {SHAPE: "shape_only", FUSED: "fused", LADDER: "ladder"}
+MARKERS = {SHAPE: "s", FUSED: "D", LADDER: "^"}  # the non-headline readings' hollow markers in the OS plot
 
 
 def predict_scans(scans: list[str], checkpoint: str, spectra_cfg: dict) -> tuple[list[dict], list[dict], list[dict],
@@ -151,10 +155,11 @@ def plot_oxidation(result: dict, path: str) -> None:
     for r in result["scans"]:
         jitter = 0.06 * (compounds.index(r["compound"]) % 3 - 1)
         x = r["OS"]["nominal"] + jitter
-        if "OS_other" in r and abs(r["OS_other"]["expected"] - r["OS"]["expected"]) > 1e-6:
-            ax.plot([x, x], [r["OS_other"]["expected"], r["OS"]["expected"]], color="0.6", lw=0.6, zorder=1)
-            ax.scatter(x, r["OS_other"]["expected"], s=30, facecolor="none", edgecolor=colours.get(r["element"], "0.4"),
-                       lw=0.8, zorder=2)
+        for name, other in r.get("OS_readings", {}).items():
+            if abs(other["expected"] - r["OS"]["expected"]) > 1e-6:
+                ax.plot([x, x], [other["expected"], r["OS"]["expected"]], color="0.6", lw=0.6, zorder=1)
+                ax.scatter(x, other["expected"], s=30, facecolor="none", marker=MARKERS[name],
+                           edgecolor=colours.get(r["element"], "0.4"), lw=0.8, zorder=2)
         ax.scatter(x, r["OS"]["expected"], s=46, color=colours.get(r["element"], "0.4"),
                    marker="X" if r["ood"] else "o", edgecolor="black", lw=0.4, zorder=3)
     for c in result["compounds"]:
@@ -166,15 +171,15 @@ def plot_oxidation(result: dict, path: str) -> None:
     for element, colour in colours.items():
         ax.scatter([], [], color=colour, label=element, edgecolor="black", lw=0.4)
     ax.scatter([], [], marker="X", color="white", edgecolor="black", label="flagged out of distribution")
-    if "other" in result:
-        ax.scatter([], [], s=30, facecolor="none", edgecolor="0.3", label=result["other"]["reading"])
+    for name in result.get("others", {}):
+        ax.scatter([], [], s=30, facecolor="none", marker=MARKERS[name], edgecolor="0.3", label=name)
     ax.set_xlabel("nominal oxidation state")
     ax.set_ylabel("expected oxidation state  Σ p_k·OS_k")
     ax.set_xlim(-0.3, 4.7)
     ax.set_ylim(-0.3, 4.7)
     ax.legend(fontsize=8, loc="upper left")
-    ax.set_title(f"Joint SPT on measured spectra: {result.get('headline', SHAPE)}, filled, one per scan\n"
-                 f"(hollow: {result.get('other', {}).get('reading', '–')}; edge map fitted leave-one-compound-out)",
+    ax.set_title(f"Measured spectra: {result.get('headline', SHAPE)}, filled, one per scan\n"
+                 f"(hollow: {', '.join(result.get('others', {})) or '–'}; standards leave-one-compound-out)",
                  fontsize=9.5)
     fig.tight_layout()
     save_png(fig, path)
@@ -238,12 +243,11 @@ def summary_sentences(result: dict) -> list[str]:
     text = [f"{exact['right']} of {exact['of']} scans of compounds with an integer nominal OS that is a training "
             f"class are read in the right OS class; {within['right']} of {within['of']} compounds have a mean "
             f"expected OS within ±{WITHIN} of nominal."]
-    other = result.get("other")
-    if other:
-        text.append(f"Headline reading: {result['headline']}. The other reading, {other['reading']}: "
-                    f"{other['os_exact']['right']} of {other['os_exact']['of']} scans in the right OS class, "
-                    f"{other['compounds_within']['right']} of {other['compounds_within']['of']} compounds within "
-                    f"±{WITHIN}.")
+    if result.get("others"):
+        text.append(f"Headline reading: {result['headline']}. " + " ".join(
+            f"{name}: {o['os_exact']['right']} of {o['os_exact']['of']} scans in the right OS class, "
+            f"{o['compounds_within']['right']} of {o['compounds_within']['of']} compounds within ±{WITHIN}."
+            for name, o in result["others"].items()))
     if result["nominal_not_a_class"]:
         text.append(f"{', '.join(result['nominal_not_a_class'])}: the nominal OS is not a class the model was "
                     "trained on, so these readings are wrong by construction; only the out-of-distribution flag "
@@ -259,42 +263,53 @@ def summary_sentences(result: dict) -> list[str]:
 
 
 def report_html(result: dict, png_names: dict) -> str:
+    others = list(result.get("others", {}))
     scans = [[r["scan"], r["compound"], r["calibration"], f"{r['OS']['nominal']:g}", f"{r['OS']['predicted']:g}",
-              f"{r['OS']['expected']:.2f}", fmt(r.get("OS_other", {}).get("expected"), 2),
-              fmt(r.get("edge_fusion", {}).get("edge_above_foil_eV"), 2),
+              f"{r['OS']['expected']:.2f}", *(fmt(r.get("OS_readings", {}).get(n, {}).get("expected"), 2)
+                                              for n in others),
+              fmt(r.get("edge", {}).get("edge_above_foil_eV"), 2), fmt(r.get("edge", {}).get("e0_above_foil_eV"), 2),
               ", ".join(f"{c}: {p:.2f}" for c, p in r["OS"]["probabilities"].items() if p >= 0.01),
               f"{r['CN']['nominal']:g}", f"{r['CN']['predicted']:g}", fmt(r["latent_percentile"], 1),
               "yes" if r["ood"] else "no"] for r in result["scans"]]
-    marks = [["", "", "", "", "bad" if r["OS"]["exact"] is False else "", "", "", "", "", "",
-              "bad" if r["CN"]["exact"] is False else "", "", "bad" if r["ood"] else ""] for r in result["scans"]]
-    other = result.get("other", {"reading": "–"})
-    shape = {c["compound"]: c for c in other.get("compounds", [])}
+    marks = [["", "", "", "", "bad" if r["OS"]["exact"] is False else "", "", *([""] * len(others)), "", "", "",
+              "", "bad" if r["CN"]["exact"] is False else "", "", "bad" if r["ood"] else ""] for r in result["scans"]]
+    by_reading = {n: {c["compound"]: c for c in result["others"][n]["compounds"]} for n in others}
     compounds = [[c["compound"], c["element"], c["n_scans"], f"{c['OS']['nominal']:g}",
                   f"{c['OS']['mean_expected']:.2f}", f"{c['OS']['abs_error']:.2f}",
-                  fmt(shape.get(c["compound"], {}).get("OS", {}).get("mean_expected"), 2),
+                  *(fmt(by_reading[n].get(c["compound"], {}).get("OS", {}).get("mean_expected"), 2) for n in others),
                   f"{c['CN']['nominal']:g}", f"{c['CN']['mean_expected']:.2f}", f"{c['ood_share']:.0%}"]
                  for c in result["compounds"]]
+    ladder_how = [[r["scan"], r.get("edge", {}).get("ladder", {}).get("how") or
+                   r.get("edge", {}).get("ladder", {}).get("why", "–")] for r in result["scans"]]
     calibration = [[name, fmt(v["temperature"], 3), v["after"]["n"], f"{v['before']['ece']:.3f}",
                     f"{v['after']['ece']:.3f}"] for name, v in result["calibration"].items()]
-    return html_page("Measured spectra: the joint SPT against the nominal values of known compounds", [
+    return html_page("Measured spectra: oxidation state and coordination against the nominal values of known "
+                     "compounds", [
         paragraph(f"Model {result['model']}. Every scan is processed as `xasengine predict` processes it "
-                  "(foil calibration, Larch pre_edge, the training grid relative to E0). Two readings: the SPT's "
-                  "own (shape only: its grid starts at each spectrum's E0, so it cannot see the chemical shift) "
-                  "and shape × edge (xasengine.models.edge_fusion, `xasengine predict --edge-fusion`): the "
-                  "half-step edge above the foil is mapped onto FEFF's scale by a line fitted on the *other* "
-                  "compounds' scans (leave-one-compound-out) and scored against the simulated training edges of "
-                  f"each OS. Headline: {result.get('headline', SHAPE)} (config reports.measured.edge_fusion); "
-                  "benchmarks/README.md has the candidates measured on the way."),
+                  "(foil calibration, Larch pre_edge, the training grid relative to E0). Three readings of the "
+                  "OS: the SPT's own (shape only: its grid starts at each spectrum's E0, so it cannot see the "
+                  "chemical shift); shape × edge (xasengine.models.edge_fusion, `predict --os-reading fusion`): the "
+                  "half-step edge above the foil mapped onto FEFF's scale by a line fitted on the measured "
+                  "standards and scored against the simulated training edges of each OS, times the SPT's "
+                  "posterior; and the edge ladder (xasengine.models.edge_ladder, `predict`'s default): the same "
+                  "mapped edge alone on FEFF's ladder of states, with a scan whose E0 lies within half the smallest "
+                  "oxide standard's E0 shift of its foil read as metal, and the SPT's shape kept for an element "
+                  "with fewer than two oxidised standards. Every scan's map, gate and standards come from the "
+                  "*other* compounds (leave-one-compound-out). CN is the SPT's in every reading. Headline: "
+                  f"{result.get('headline', SHAPE)} (config reports.measured.reading); benchmarks/README.md has the "
+                  "candidates measured on the way."),
         *(paragraph(t) for t in summary_sentences(result)),
         heading("Per compound"),
         html_table(["compound", "element", "scans", "nominal OS", "mean expected OS", "|error|",
-                    f"mean expected OS, {other['reading']}", "nominal CN",
+                    *(f"mean expected OS, {n}" for n in others), "nominal CN",
                     "mean expected CN", "flagged OOD"], compounds),
         heading("Per scan"),
         html_table(["scan", "compound", "energy calibration", "nominal OS", "predicted OS", "expected OS",
-                    f"expected OS, {other['reading']}", "edge above foil (eV)", "OS probabilities", "nominal CN",
-                    "predicted CN", "latent distance percentile", "OOD"],
+                    *(f"expected OS, {n}" for n in others), "half-step edge above foil (eV)", "E0 above foil (eV)",
+                    "OS probabilities", "nominal CN", "predicted CN", "latent distance percentile", "OOD"],
                    scans, marks),
+        heading("How the edge ladder read each scan"),
+        html_table(["scan", "edge ladder (standards leave-one-compound-out)"], ladder_how),
         heading("Calibration on the simulated test split"),
         html_table(["descriptor", "temperature (fitted on validation)", "test sites", "ECE before", "ECE after"],
                    calibration),
@@ -302,78 +317,79 @@ def report_html(result: dict, png_names: dict) -> str:
     ])
 
 
-def fuse_leave_one_compound_out(results: list[dict], known: dict[str, dict], edge_map_path: str, meta: dict) -> dict:
-    """Shape x edge OS for every scan, its map fitted on the *other* compounds' standards (a compound's own scans
-    never inform its prediction); `results` are changed in place, the edge map's document is returned."""
-    from ..edge_map import refit_without
-    from ..predict import apply_edge_fusion
-    from ..readers import read_json
+def read_leave_one_compound_out(results: list[dict], known: dict[str, dict], doc: dict, meta: dict,
+                                reading: str) -> list[dict]:
+    """Copies of the shape-only records read as `reading` ('fusion' or 'ladder'), each scan's map and standards
+    taken from the *other* compounds (a compound's own scans never inform its prediction)."""
+    import copy
 
-    doc = read_json(edge_map_path)
+    from ..edge_map import refit_without, standards_without
+    from ..predict import apply_edge_fusion, apply_edge_ladder
+
     classes = next(TargetSpec.from_dict(d) for d in meta["targets"] if d["name"] == "OS").classes
-    for record in results:
-        standard = known.get(record["source"])
-        edge_map = refit_without(doc, standard["compound"]) if standard else doc["map"]
-        apply_edge_fusion(record, doc["stats"], edge_map, classes)
-    return doc
-
-
-def shape_only(results: list[dict]) -> list[dict]:
-    """Copies of the records with the SPT's own OS probabilities back in place of the fused ones."""
     out = []
     for record in results:
-        fusion = record.get("edge_fusion", {})
-        if fusion.get("applied"):
-            record = {**record, "descriptors": {**record["descriptors"],
-                                                "OS": {"value": fusion["shape_value"],
-                                                       "probabilities": fusion["shape_probabilities"]}}}
+        record = copy.deepcopy(record)
+        compound = (known.get(record["source"]) or {}).get("compound")
+        if reading == "fusion":
+            apply_edge_fusion(record, doc["stats"], refit_without(doc, compound) if compound else doc["map"], classes)
+        else:
+            apply_edge_ladder(record, doc, classes, standards_without(doc, compound))
         out.append(record)
     return out
 
 
-SHAPE, FUSED = "shape only", "shape × edge"  # the SPT's own reading; fused with the edge position (LOCO map)
-
-
 def write_experimental(scans: list[str], standards_path: str, checkpoint: str, edge_map_path: str,
-                       shards: list[str], spectra_cfg: dict, outputs: dict, edge_fusion: bool = False) -> dict:
-    """outputs: json, csv, html, oxidation, probabilities, spectra, reliability (PNGs). edge_fusion: which of the
-    two readings is the headline (the config's reports.measured.edge_fusion); the other is shown beside it."""
+                       shards: list[str], spectra_cfg: dict, outputs: dict, reading: str = "ladder") -> dict:
+    """outputs: json, csv, html, oxidation, probabilities, spectra, reliability (PNGs). reading: the headline
+    reading (the config's reports.measured.reading, a key of READINGS); the other two are shown beside it."""
     from ..predict import plot_predictions
+    from ..readers import read_json
 
     standards = read_standards(standards_path)
     items, results, failed, models = predict_scans(scans, checkpoint, spectra_cfg)
     model, meta, _ = models[GROUP]
     known = known_compounds(results, standards)
-    edge_doc = fuse_leave_one_compound_out(results, known, edge_map_path, meta)
-    readings = {FUSED: results, SHAPE: shape_only(results)}
-    headline, other = (FUSED, SHAPE) if edge_fusion else (SHAPE, FUSED)
+    edge_doc = read_json(edge_map_path)
+    readings = {SHAPE: results, FUSED: read_leave_one_compound_out(results, known, edge_doc, meta, "fusion"),
+                LADDER: read_leave_one_compound_out(results, known, edge_doc, meta, "ladder")}
+    headline = READINGS[reading]
     rows = scan_rows(readings[headline], known, meta)
     if not rows:
         raise ReportError(f"no scan of {len(scans)} files matches a compound of {standards_path}")
     result = experimental(rows, failed, simulated_test_reliability(shards, model, meta), str(checkpoint))
-    other_rows = scan_rows(readings[other], known, meta)
     result["headline"] = headline
-    result["other"] = {"reading": other} | {k: v for k, v in experimental(other_rows, [], {}, str(checkpoint)).items()
-                                            if k in ("os_exact", "compounds_within", "compounds")}
-    for row, other_row, record in zip(rows, other_rows, (r for r in results if r["source"] in known)):
-        row["OS_other"] = other_row["OS"]
-        row["edge_fusion"] = {"edge_above_foil_eV": record["processing"]["edge_above_foil_eV"],
-                              **{k: v for k, v in record.get("edge_fusion", {}).items()
-                                 if k not in ("shape_probabilities", "shape_value")}}
+    result["others"] = {}
+    by_source = {name: {r["source"]: r for r in records} for name, records in readings.items()}
+    for name in (n for n in readings if n != headline):
+        other_rows = scan_rows(readings[name], known, meta)
+        result["others"][name] = {k: v for k, v in experimental(other_rows, [], {}, str(checkpoint)).items()
+                                  if k in ("os_exact", "compounds_within", "compounds")}
+        for row, other_row in zip(rows, other_rows):
+            row.setdefault("OS_readings", {})[name] = other_row["OS"]
+    for row in rows:
+        processing = by_source[SHAPE][row["source"]].get("processing", {})
+        row["edge"] = {"edge_above_foil_eV": processing.get("edge_above_foil_eV"),
+                       "e0_above_foil_eV": processing.get("e0_minus_tabulated_edge_eV"),
+                       **{key: {k: v for k, v in by_source[name][row["source"]].get(key, {}).items()
+                                if k not in ("shape_probabilities", "shape_value")}
+                          for key, name in (("edge_fusion", FUSED), ("edge_ladder", LADDER))}}
     result["edge_map"] = {"path": edge_map_path, "fitted_on_all": edge_doc["map"], "stats": edge_doc["stats"]}
     plot_oxidation(result, outputs["oxidation"])
     plot_probabilities(result, outputs["probabilities"])
     plot_reliability(result["calibration"], outputs["reliability"])
     plot_predictions(outputs["spectra"], *_first_scan_per_compound(items, readings[headline], rows), models)
-    tag = "fused" if other == FUSED else "shape_only"
+    others = list(result["others"])
     write_csv(outputs["csv"], ["scan", "compound", "element", "nominal_OS", "predicted_OS", "expected_OS",
-                               f"expected_OS_{tag}", "edge_above_foil_eV", "nominal_CN", "predicted_CN",
-                               "expected_CN", "latent_percentile", "ood", "typicality_percentile", "calibration"],
+                               *(f"expected_OS_{CSV_TAG[n]}" for n in others), "edge_above_foil_eV",
+                               "e0_above_foil_eV", "nominal_CN", "predicted_CN", "expected_CN", "latent_percentile",
+                               "ood", "typicality_percentile", "calibration"],
               [[r["scan"], r["compound"], r["element"], r["OS"]["nominal"], r["OS"]["predicted"],
-                round(r["OS"]["expected"], 4), round(r["OS_other"]["expected"], 4),
-                r["edge_fusion"].get("edge_above_foil_eV", ""), r["CN"]["nominal"], r["CN"]["predicted"],
-                round(r["CN"]["expected"], 4),
+                round(r["OS"]["expected"], 4), *(round(r["OS_readings"][n]["expected"], 4) for n in others),
+                r["edge"]["edge_above_foil_eV"], r["edge"]["e0_above_foil_eV"], r["CN"]["nominal"],
+                r["CN"]["predicted"], round(r["CN"]["expected"], 4),
                 r["latent_percentile"], r["ood"], r["typicality_percentile"], r["calibration"]] for r in rows])
     write_text(outputs["html"], report_html(result, {k: Path(v).name for k, v in outputs.items() if v.endswith(".png")}))
     write_json(outputs["json"], result)
     return result
+
