@@ -11,6 +11,8 @@ from xasengine.models.versions import (
 )
 
 ENV = "../../envs/xasengine.yaml"
+# What reports.robustness reads: its rule's params, so a change elsewhere in reports reruns no sweep.
+ROBUSTNESS_KNOBS = ("noise_levels", "shift_ev", "broadening_ev", "seed")
 STRUCTURE_JSON = "results/structures/json/{sid}.json"
 # FEFF knobs that change how jobs run, not what they compute (the cache is content-addressed): left out of rule
 # params, so changing them reruns nothing.

@@ -87,7 +87,8 @@ rule robustness:
     conda:
         ENV
     params:
-        cfg=config["reports"],
+        # only the sweep's own knobs: a change elsewhere in reports (e.g. reports.measured) reruns no sweep
+        cfg={k: config["reports"][k] for k in ROBUSTNESS_KNOBS},
     script:
         "../scripts/robustness.py"
 
