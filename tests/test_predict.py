@@ -172,6 +172,7 @@ def test_experimental_report_scores_every_measured_scan(tiny_workflow):
         assert r["OS"]["probabilities"].get("0", 0) == 0  # the tiny model may have no OS-0 class at all
         shape = r["OS_readings"]["shape only"]["probabilities"]
         assert r["OS"]["probabilities"]["2"] == pytest.approx(shape["2"] / (1 - shape.get("0", 0)), abs=2e-3)
+    assert "fewer than 2 oxidised" in (reports / "experimental.html").read_text()  # the per-scan ladder table
     header = (reports / "experimental.csv").read_text().splitlines()[0]
     assert "expected_OS_shape_only" in header and "expected_OS_fused" in header
 

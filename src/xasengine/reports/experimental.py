@@ -18,6 +18,7 @@ import numpy as np
 from ..atomic import write_json, write_text
 from ..errors import ReportError
 from ..models.calibration import reliability
+from ..models.edge_ladder import METAL_GATE_EV
 from ..models.targets import TargetSpec, group_mask
 from ..standards import compound_of, read_standards
 from .delithiation import expected_value
@@ -279,8 +280,8 @@ def report_html(result: dict, png_names: dict) -> str:
                   *(fmt(by_reading[n].get(c["compound"], {}).get("OS", {}).get("mean_expected"), 2) for n in others),
                   f"{c['CN']['nominal']:g}", f"{c['CN']['mean_expected']:.2f}", f"{c['ood_share']:.0%}"]
                  for c in result["compounds"]]
-    ladder_how = [[r["scan"], r.get("edge", {}).get("ladder", {}).get("how") or
-                   r.get("edge", {}).get("ladder", {}).get("why", "–")] for r in result["scans"]]
+    ladder_how = [[r["scan"], r.get("edge", {}).get("edge_ladder", {}).get("how") or
+                   r.get("edge", {}).get("edge_ladder", {}).get("why", "–")] for r in result["scans"]]
     calibration = [[name, fmt(v["temperature"], 3), v["after"]["n"], f"{v['before']['ece']:.3f}",
                     f"{v['after']['ece']:.3f}"] for name, v in result["calibration"].items()]
     return html_page("Measured spectra: oxidation state and coordination against the nominal values of known "
@@ -292,9 +293,10 @@ def report_html(result: dict, png_names: dict) -> str:
                   "half-step edge above the foil mapped onto FEFF's scale by a line fitted on the measured "
                   "standards and scored against the simulated training edges of each OS, times the SPT's "
                   "posterior; and the edge ladder (xasengine.models.edge_ladder, `predict`'s default): the same "
-                  "mapped edge alone on FEFF's ladder of states, with a scan whose E0 lies within half the smallest "
-                  "oxide standard's E0 shift of its foil read as metal, and the SPT's shape kept for an element "
-                  "with fewer than two oxidised standards. Every scan's map, gate and standards come from the "
+                  "mapped edge alone on FEFF's ladder of states, with a calibrated scan whose E0 lies within "
+                  f"{METAL_GATE_EV:g} eV of its foil's edge read as metal, the SPT's shape (without its metal share) "
+                  "kept for an element with fewer than two oxidised standards, and the SPT's reading for a scan "
+                  "without energy calibration. Every scan's map, gate and standards come from the "
                   "*other* compounds (leave-one-compound-out). CN is the SPT's in every reading. Headline: "
                   f"{result.get('headline', SHAPE)} (config reports.measured.reading); benchmarks/README.md has the "
                   "candidates measured on the way."),
