@@ -87,6 +87,11 @@ def _replace_os(record: dict, key: str, classes, probabilities: np.ndarray, extr
     entry["value"] = float(np.asarray(classes, float)[int(np.argmax(probabilities))])
 
 
+def _shape_probabilities(entry: dict, classes) -> np.ndarray:
+    """The SPT's OS probabilities as a vector in `classes` order, the input of every edge reading."""
+    return np.array([entry["probabilities"][f"{c:g}"] for c in classes])
+
+
 def apply_edge_ladder(record: dict, edge_map: dict | None, classes, standards: list[dict] | None = None) -> None:
     """Replace a calibrated measured scan's OS probabilities by the edge-ladder reading (models.edge_ladder);
     `standards`: those allowed to inform it (default: every standard of the map). Simulated spectra are left
@@ -98,7 +103,7 @@ def apply_edge_ladder(record: dict, edge_map: dict | None, classes, standards: l
     if why:
         record["edge_ladder"] = {"applied": False, "why": why}
         return
-    shape = np.array([entry["probabilities"][f"{c:g}"] for c in classes])
+    shape = _shape_probabilities(entry, classes)
     p, how = read_ladder(shape, classes, record["element"], processing["edge_above_foil_eV"],
                          processing["e0_minus_tabulated_edge_eV"],
                          edge_map.get("standards", []) if standards is None else standards, edge_map["stats"])
@@ -116,7 +121,7 @@ def apply_edge_fusion(record: dict, stats: dict, edge_map: dict | None, classes)
     why, fused = _unreadable_edge(processing, edge_map), None
     if not why:
         mapped = map_edge(edge_map, record["element"], processing["edge_above_foil_eV"])
-        shape = np.array([entry["probabilities"][f"{c:g}"] for c in classes])
+        shape = _shape_probabilities(entry, classes)
         fused = fuse(shape, classes, record["element"], mapped, stats)
         why = "" if fused is not None else f"no simulated {record['element']} edges to compare with"
     if fused is None:

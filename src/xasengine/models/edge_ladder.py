@@ -58,7 +58,8 @@ def read_ladder(shape: np.ndarray, classes, element: str, edge_above_foil: float
     if own_compounds(standards, element) < MIN_OWN_STANDARDS:
         return oxide, f"shape without the metal share (fewer than {MIN_OWN_STANDARDS} oxidised {element} standards)"
     edge_map = fit_edge_map(standards, stats)
-    p = ladder_posterior(classes, element, map_edge(edge_map, element, edge_above_foil), stats) if edge_map else None
+    feff_edge = map_edge(edge_map, element, edge_above_foil) if edge_map else None
+    p = ladder_posterior(classes, element, feff_edge, stats) if feff_edge is not None else None
     if p is None:
         return oxide, f"shape without the metal share (no simulated {element} edges or no edge)"
-    return p, f"edge ladder: {edge_above_foil:.2f} eV above the foil, {map_edge(edge_map, element, edge_above_foil):.2f} eV on FEFF's scale"
+    return p, f"edge ladder: {edge_above_foil:.2f} eV above the foil, {feff_edge:.2f} eV on FEFF's scale"
