@@ -6,14 +6,13 @@ MIN_OWN_STANDARDS (an element with fewer oxidised standard compounds keeps the S
 at the value it was set to is a fit to eight compounds, so this rescores one trained joint SPT with each guard
 moved, leave-one-compound-out as the experimental report does. Nothing is retrained: the guards act after the SPT.
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/edge_ladder_guards.py --results <main job>/results \
+    OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/edge_ladder_guards.py --results <main job>/results \
         --config <main job>/config.yaml --out benchmarks/results/edge_ladder_guards.json
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 from pathlib import Path
 
@@ -42,8 +41,8 @@ def main() -> None:
     args = ap.parse_args()
     cfg = load_config(args.config)
     measured = cfg["reports"]["measured"]
-    scans = sorted(glob.glob(str(Path(measured["dir"]) / "*.xdi")) + glob.glob(str(Path(measured["dir"]) / "*.prj")))
-    _, results, _, models = predict_scans(scans, str(Path(args.results) / "models/spt-joint-nonO.pt"), cfg["spectra"])
+    # the folder itself: predict_scans expands it as `xasengine predict` does (every spectrum suffix it reads)
+    _, results, _, models = predict_scans([measured["dir"]], str(Path(args.results) / "models/spt-joint-nonO.pt"), cfg["spectra"])
     meta = models[GROUP][1]
     known = known_compounds(results, read_standards(measured["standards"]))
     doc = read_json(Path(args.results) / "models/edge_map.json")
