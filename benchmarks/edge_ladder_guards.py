@@ -4,7 +4,8 @@ The ladder (xasengine.models.edge_ladder) has two rules that were set in session
 scans: the metal gate (a calibrated scan whose E0 lies within METAL_GATE_EV of its foil's edge reads as OS 0) and
 MIN_OWN_STANDARDS (an element with fewer oxidised standard compounds keeps the SPT's shape). A rule that only works
 at the value it was set to is a fit to eight compounds, so this rescores one trained joint SPT with each guard
-moved, leave-one-compound-out as the experimental report does. Nothing is retrained: the guards act after the SPT.
+moved (edge_ladder.Guards, passed down read_leave_one_compound_out), leave-one-compound-out as the experimental
+report does. Nothing is retrained: the guards act after the SPT.
 
     OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/edge_ladder_guards.py --results <main job>/results \
         --config <main job>/config.yaml --out benchmarks/results/edge_ladder_guards.json
@@ -24,8 +25,8 @@ from xasengine.reports.experimental import (GROUP, experimental, known_compounds
 from xasengine.standards import read_standards
 
 
-def score(results, known, doc, meta) -> dict:
-    rows = scan_rows(read_leave_one_compound_out(results, known, doc, meta, "ladder"), known, meta)
+def score(results, known, doc, meta, guards: edge_ladder.Guards) -> dict:
+    rows = scan_rows(read_leave_one_compound_out(results, known, doc, meta, "ladder", guards), known, meta)
     out = experimental(rows, [], {}, "")
     return {"os_exact": out["os_exact"], "compounds_within": out["compounds_within"],
             "mean_expected_os": {c["compound"]: round(c["OS"]["mean_expected"], 2) for c in out["compounds"]}}
@@ -46,18 +47,17 @@ def main() -> None:
     meta = models[GROUP][1]
     known = known_compounds(results, read_standards(measured["standards"]))
     doc = read_json(Path(args.results) / "models/edge_map.json")
-    shipped = (edge_ladder.METAL_GATE_EV, edge_ladder.MIN_OWN_STANDARDS)
+    shipped = edge_ladder.SHIPPED_GUARDS
     runs = []
     for min_own in args.min_own:
         for gate in args.gates:
-            edge_ladder.METAL_GATE_EV, edge_ladder.MIN_OWN_STANDARDS = gate, min_own
-            runs.append({"metal_gate_eV": gate, "min_own_standards": min_own, **score(results, known, doc, meta)})
+            guards = edge_ladder.Guards(metal_gate_ev=gate, min_own_standards=min_own)
+            runs.append({"metal_gate_eV": gate, "min_own_standards": min_own, **score(results, known, doc, meta, guards)})
             print(f"gate {gate:4.1f} eV  min_own {min_own}: exact {runs[-1]['os_exact']}  "
                   f"within {runs[-1]['compounds_within']}  {runs[-1]['mean_expected_os']}", flush=True)
-    edge_ladder.METAL_GATE_EV, edge_ladder.MIN_OWN_STANDARDS = shipped
     e0 = {Path(r["source"]).name: round(r["processing"]["e0_minus_tabulated_edge_eV"], 2)
           for r in results if r.get("processing") and r["processing"]["calibration"] != "none"}
-    Path(args.out).write_text(json.dumps({"shipped": {"metal_gate_eV": shipped[0], "min_own_standards": shipped[1]},
+    Path(args.out).write_text(json.dumps({"shipped": {"metal_gate_eV": shipped.metal_gate_ev, "min_own_standards": shipped.min_own_standards},
                                           "e0_above_foil_eV": e0, "runs": runs}, indent=1))
 
 

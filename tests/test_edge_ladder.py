@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xasengine.models.edge_fusion import edge_stats
-from xasengine.models.edge_ladder import METAL_GATE_EV, ladder_posterior, read_ladder
+from xasengine.models.edge_ladder import METAL_GATE_EV, Guards, ladder_posterior, read_ladder
 
 CLASSES = [0.0, 2.0, 3.0, 4.0]
 # FEFF's training edges (eV above FEFF's metal): Mn2+ ~3, Mn3+ ~6, Mn4+ ~7; Ni only 2+
@@ -35,3 +35,15 @@ def test_metal_gate_and_the_shape_fallback_for_an_element_with_too_few_standards
     # an element FEFF shows in one state only still reads on the ladder, among the states it has
     assert ladder_posterior(CLASSES, "Ni", 2.6, STATS) == pytest.approx([0, 1, 0, 0])
     assert ladder_posterior(CLASSES, "Co", 2.6, STATS) is None and ladder_posterior(CLASSES, "Mn", np.nan, STATS) is None
+
+
+def test_moved_guards_change_the_reading_without_touching_the_shipped_ones():
+    # a scan 3 eV from its foil: an oxide under the shipped 2 eV gate, a metal under a 4 eV one
+    shipped, _ = read_ladder(SHAPE, CLASSES, "Mn", MN[0]["edge"], 3.0, MN[1:], STATS)
+    wide, how = read_ladder(SHAPE, CLASSES, "Mn", MN[0]["edge"], 3.0, MN[1:], STATS, Guards(metal_gate_ev=4.0))
+    assert shipped[0] == 0 and list(wide) == [1, 0, 0, 0] and "gate 4 eV" in how
+    # two Mn standards are enough by default; demanding three falls back to the shape without its metal share
+    strict, how = read_ladder(SHAPE, CLASSES, "Mn", MN[0]["edge"], 4.4, MN[1:], STATS, Guards(min_own_standards=3))
+    assert strict == pytest.approx([0, 0.2, 0.6, 0.2]) and "fewer than 3" in how
+    again, _ = read_ladder(SHAPE, CLASSES, "Mn", MN[0]["edge"], 3.0, MN[1:], STATS)
+    assert again == pytest.approx(shipped)

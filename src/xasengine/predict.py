@@ -20,7 +20,7 @@ from .errors import PredictError, XasEngineError
 from .models.targets import group_of
 from .models.domain import ATYPICAL_PERCENTILE, latent_typicality, typicality
 from .models.edge_fusion import fuse, map_edge, measured_edge
-from .models.edge_ladder import read_ladder
+from .models.edge_ladder import SHIPPED_GUARDS, Guards, read_ladder
 from .measured import Scan, calibrate, check_foil, normalise, read_scans, tabulated_edge
 from .spectra import edge_grid, find_e0, to_grid
 
@@ -92,7 +92,8 @@ def _shape_probabilities(entry: dict, classes) -> np.ndarray:
     return np.array([entry["probabilities"][f"{c:g}"] for c in classes])
 
 
-def apply_edge_ladder(record: dict, edge_map: dict | None, classes, standards: list[dict] | None = None) -> None:
+def apply_edge_ladder(record: dict, edge_map: dict | None, classes, standards: list[dict] | None = None,
+                      guards: Guards = SHIPPED_GUARDS) -> None:
     """Replace a calibrated measured scan's OS probabilities by the edge-ladder reading (models.edge_ladder);
     `standards`: those allowed to inform it (default: every standard of the map). Simulated spectra are left
     alone: the SPT reads them on their own scale."""
@@ -106,7 +107,7 @@ def apply_edge_ladder(record: dict, edge_map: dict | None, classes, standards: l
     shape = _shape_probabilities(entry, classes)
     p, how = read_ladder(shape, classes, record["element"], processing["edge_above_foil_eV"],
                          processing["e0_minus_tabulated_edge_eV"],
-                         edge_map.get("standards", []) if standards is None else standards, edge_map["stats"])
+                         edge_map.get("standards", []) if standards is None else standards, edge_map["stats"], guards)
     _replace_os(record, "edge_ladder", classes, p, {"how": how, "edge_above_foil_eV": processing["edge_above_foil_eV"],
                                                     "e0_above_foil_eV": processing["e0_minus_tabulated_edge_eV"]})
 

@@ -21,12 +21,25 @@ Measured in benchmarks/edge_ladder.py (benchmarks/README.md, "The edge ladder", 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .edge_fusion import edge_loglike, fit_edge_map, map_edge
 
 MIN_OWN_STANDARDS = 2  # oxidised standard compounds of the scan's own element before its edge is read on the ladder
 METAL_GATE_EV = 2.0  # |E0 - tabulated foil edge| below this: a metal (foil calibration is good to a few 0.1 eV)
+
+
+@dataclass(frozen=True)
+class Guards:
+    """The ladder's two rules as one value, so a study can move them without touching module state."""
+
+    metal_gate_ev: float = METAL_GATE_EV
+    min_own_standards: int = MIN_OWN_STANDARDS
+
+
+SHIPPED_GUARDS = Guards()
 
 
 def own_compounds(standards: list[dict], element: str) -> int:
@@ -46,17 +59,19 @@ def ladder_posterior(classes, element: str, feff_edge: float, stats: dict) -> np
 
 
 def read_ladder(shape: np.ndarray, classes, element: str, edge_above_foil: float, e0_shift: float,
-                standards: list[dict], stats: dict) -> tuple[np.ndarray, str]:
+                standards: list[dict], stats: dict, guards: Guards = SHIPPED_GUARDS) -> tuple[np.ndarray, str]:
     """OS probabilities of one calibrated measured scan, and how they were read (a phrase for the record).
     `standards`: {compound, element, OS, edge} of the standards allowed to inform this scan."""
     classes = np.asarray(classes, float)
     shape = np.asarray(shape, float)
-    if abs(e0_shift) < METAL_GATE_EV:
-        return (classes == 0).astype(float), f"metal: E0 {e0_shift:+.1f} eV from the foil's edge (gate {METAL_GATE_EV:g} eV)"
+    if abs(e0_shift) < guards.metal_gate_ev:
+        return (classes == 0).astype(float), (f"metal: E0 {e0_shift:+.1f} eV from the foil's edge "
+                                              f"(gate {guards.metal_gate_ev:g} eV)")
     oxide = shape * (classes > 0)
     oxide = oxide / oxide.sum() if oxide.sum() > 0 else (classes > 0) / (classes > 0).sum()
-    if own_compounds(standards, element) < MIN_OWN_STANDARDS:
-        return oxide, f"shape without the metal share (fewer than {MIN_OWN_STANDARDS} oxidised {element} standards)"
+    if own_compounds(standards, element) < guards.min_own_standards:
+        return oxide, (f"shape without the metal share (fewer than {guards.min_own_standards} oxidised {element} "
+                       "standards)")
     edge_map = fit_edge_map(standards, stats)
     feff_edge = map_edge(edge_map, element, edge_above_foil) if edge_map else None
     p = ladder_posterior(classes, element, feff_edge, stats) if feff_edge is not None else None

@@ -18,7 +18,7 @@ import numpy as np
 from ..atomic import write_json, write_text
 from ..errors import ReportError
 from ..models.calibration import reliability
-from ..models.edge_ladder import METAL_GATE_EV
+from ..models.edge_ladder import METAL_GATE_EV, SHIPPED_GUARDS, Guards
 from ..models.targets import TargetSpec, group_mask
 from ..standards import compound_of, read_standards
 from .delithiation import expected_value
@@ -320,7 +320,7 @@ def report_html(result: dict, png_names: dict) -> str:
 
 
 def read_leave_one_compound_out(results: list[dict], known: dict[str, dict], doc: dict, meta: dict,
-                                reading: str) -> list[dict]:
+                                reading: str, guards: Guards = SHIPPED_GUARDS) -> list[dict]:
     """Copies of the shape-only records read as `reading` ('fusion' or 'ladder'), each scan's map and standards
     taken from the *other* compounds (a compound's own scans never inform its prediction)."""
     import copy
@@ -336,7 +336,7 @@ def read_leave_one_compound_out(results: list[dict], known: dict[str, dict], doc
         if reading == "fusion":
             apply_edge_fusion(record, doc["stats"], refit_without(doc, compound) if compound else doc["map"], classes)
         else:
-            apply_edge_ladder(record, doc, classes, standards_without(doc, compound))
+            apply_edge_ladder(record, doc, classes, standards_without(doc, compound), guards)
         out.append(record)
     return out
 
